@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""The two commands of the project, runnable with nothing but Python >= 3.10 and pip.
+
+    python3 tasks.py lab     set up (first run) and open JupyterLab on your own copy of the series
+    python3 tasks.py test    set up (first run) and run the whole test suite
+
+Setup is a local virtual environment in .venv (override with BPKIT_VENV), reinstalled only when
+pyproject.toml changes. `test` also installs the system packages the grader tests need
+(bubblewrap for the sandbox, chromium for the browser test) with apt-get when run as root.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = Path(os.environ.get("BPKIT_VENV", ROOT / ".venv"))
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+SYSTEM_PACKAGES = {"bwrap": "bubblewrap", "chromium": "chromium"}
+
+
+def say(msg: str) -> None:
+    print(f"[tasks] {msg}", flush=True)
+
+
+def die(msg: str, code: int = 2) -> None:
+    print(f"[tasks] error: {msg}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def run(cmd: list, **kw) -> None:
+    env = kw.pop("env", None) or tool_env()
+    result = subprocess.run([str(c) for c in cmd], env=env, **kw)
+    if result.returncode != 0:
+        die(f"command failed with exit code {result.returncode}: {' '.join(map(str, cmd))}",
+            result.returncode)
+
+
+def tool_env() -> dict:
+    """Environment with the venv first on PATH (nbgrader calls `alembic` by bare name)."""
+    env = dict(os.environ)
+    env["PATH"] = str(BIN) + os.pathsep + env.get("PATH", "")
+    env["VIRTUAL_ENV"] = str(VENV)
+    env.pop("PYTHONHOME", None)
+    return env
+
+
+def ensure_venv(extras: str) -> None:
+    """Create .venv on first use and (re)install the project when pyproject.toml changed."""
+    if sys.version_info < (3, 10):
+        die(f"Python >= 3.10 is needed, this is {sys.version.split()[0]}")
+    if not PY.exists():
+        say(f"creating a virtual environment in {VENV} (first run only)")
+        try:
+            venv.EnvBuilder(with_pip=True).create(VENV)
+        except Exception as exc:  # ensurepip missing on some Debian-like systems
+            die(f"could not create a virtual environment ({exc}); "
+                "on Debian/Ubuntu install it with: apt-get install python3-venv")
+    stamp_file = VENV / "bpkit-install.json"
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    stamp = json.loads(stamp_file.read_text()) if stamp_file.exists() else {}
+    wanted = sorted(set(extras.split(",")) - {""})
+    if stamp.get("pyproject") == digest and set(wanted) <= set(stamp.get("extras", [])):
+        return
+    target = "." + (f"[{','.join(wanted)}]" if wanted else "")
+    say(f"installing {target} into {VENV} (takes about a minute the first time)")
+    run([PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
+    run([PY, "-m", "pip", "install", "--quiet", "-e", target], cwd=ROOT)
+    quiet_jupyterlab()
+    stamp_file.write_text(json.dumps({"pyproject": digest, "extras": wanted}))
+
+
+def quiet_jupyterlab() -> None:
+    """No 'Jupyter news' toast: it would try the network on every start."""
+    overrides = VENV / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    overrides.parent.mkdir(parents=True, exist_ok=True)
+    settings = json.loads(overrides.read_text()) if overrides.exists() else {}
+    settings.setdefault("@jupyterlab/apputils-extension:notification", {})["fetchNews"] = "false"
+    overrides.write_text(json.dumps(settings, indent=2))
+
+
+def ensure_system_packages() -> None:
+    """bubblewrap (grading sandbox) and chromium (browser test), from Debian's packages."""
+    missing = [pkg for exe, pkg in SYSTEM_PACKAGES.items() if not shutil.which(exe)]
+    if not missing:
+        return
+    apt = shutil.which("apt-get")
+    if apt and os.geteuid() == 0:
+        say(f"installing system packages: {' '.join(missing)}")
+        quiet = {"stdout": subprocess.DEVNULL}
+        run([apt, "update"], **quiet)
+        run([apt, "install", "-y", "--no-install-recommends", *missing],
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}, **quiet)
+        return
+    how = f"sudo apt-get install -y {' '.join(missing)}"
+    if os.environ.get("CI") == "true":
+        die(f"missing system packages {missing} and cannot install them here; run: {how}")
+    say(f"note: {', '.join(missing)} not installed; tests needing them are skipped. Install: {how}")
+
+
+def prepare_workspace(workspace: Path) -> None:
+    """Copy the student release into the workspace; never overwrite the learner's files."""
+    run([PY, "-m", "autograder", "release"], cwd=ROOT)
+    release = Path(os.environ.get("BPKIT_COURSE_DIR", ROOT / "course")) / "release"
+    copied = 0
+    for src in sorted(p for p in release.rglob("*") if p.is_file()):
+        dst = workspace / src.relative_to(release)
+        if not dst.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+            copied += 1
+    say(f"workspace {workspace}: {copied} new file(s) copied, existing files left as they are")
+
+
+def cmd_lab(args: argparse.Namespace, extra: list) -> None:
+    ensure_venv("")
+    workspace = Path(args.workspace).resolve()
+    prepare_workspace(workspace)
+    cmd = [BIN / "jupyter", "lab", f"--ServerApp.root_dir={workspace}"]
+    if args.port:
+        cmd.append(f"--ServerApp.port={args.port}")
+    if args.no_browser:
+        cmd.append("--no-browser")
+    say("starting JupyterLab (stop it with Ctrl-C)")
+    os.chdir(workspace)
+    os.execve(str(cmd[0]), [str(c) for c in cmd + extra], tool_env())
+
+
+def cmd_test(args: argparse.Namespace, extra: list) -> None:
+    ensure_venv("test")
+    ensure_system_packages()
+    say("checking every SymPy derivative against bpkit's numeric one")
+    run([PY, "-m", "bpkit.symbolic"], cwd=ROOT)
+    say("running the test suite")
+    cmd = [PY, "-m", "pytest", "-n", str(args.workers), "--durations=15", *extra]
+    result = subprocess.run([str(c) for c in cmd], cwd=ROOT, env=tool_env())
+    # pytest exit 5 = no tests collected: that is a failure for this project
+    sys.exit(result.returncode if result.returncode != 5 else 1)
+
+
+def main(argv: list | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    extra: list = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, extra = argv[:cut], argv[cut + 1:]
+    parser = argparse.ArgumentParser(prog="python3 tasks.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    lab = sub.add_parser("lab", help="set up and start JupyterLab on your copy of the series")
+    lab.add_argument("--workspace", default=str(ROOT / "workspace"),
+                     help="folder with your own copies of the notebooks (default: workspace/)")
+    lab.add_argument("--port", type=int, default=0, help="port for JupyterLab (default: its own)")
+    lab.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    test = sub.add_parser("test", help="set up and run the whole test suite (extra args go to pytest)")
+    test.add_argument("--workers", type=int, default=2, help="pytest-xdist workers (default 2)")
+    args, unknown = parser.parse_known_args(argv)
+    extra = unknown + extra
+    if args.command == "lab" and unknown:
+        parser.error(f"unknown options for lab: {' '.join(unknown)} (pass JupyterLab options after --)")
+    {"lab": cmd_lab, "test": cmd_test}[args.command](args, extra)
+
+
+if __name__ == "__main__":
+    main()
