@@ -1,0 +1,1 @@
+"""bpkit course tooling: nbgrader configuration and the grading command line (see README.md)."""

@@ -1,0 +1,88 @@
+"""Command line: python -m autograder [--course DIR] [--source DIR] COMMAND ...
+
+Every user mistake: one line `autograder: error: ...` on stderr and exit code 2.
+"""
+import argparse
+import sys
+
+from .config import Course, UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UserError(message)
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a whole number, got %r" % text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("expected a number >= 1, got %r" % text)
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a number of seconds, got %r" % text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("expected a number > 0, got %r" % text)
+    return value
+
+
+def parser():
+    p = _Parser(prog="python -m autograder", description="bpkit course tool (nbgrader based)")
+    p.add_argument("--course", help="course state folder (default: env BPKIT_COURSE_DIR or <repo>/course)")
+    p.add_argument("--source", help="source notebooks folder (default: <repo>/notebooks)")
+    p.add_argument("--wrong-answers", help="folder of NN_slug.json wrong answers (default: autograder/wrong_answers)")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+    r = sub.add_parser("release", help="generate the student versions into <course>/release")
+    r.add_argument("assignments", nargs="*", metavar="ASSIGNMENT")
+    g = sub.add_parser("grade", help="grade a submitted/ tree")
+    g.add_argument("submissions", metavar="SUBMISSIONS")
+    g.add_argument("--out", required=True, metavar="OUTDIR")
+    g.add_argument("--jobs", type=_positive_int, default=1)
+    g.add_argument("--no-sandbox", action="store_true", help="run without bubblewrap (warns)")
+    g.add_argument("--cell-timeout", type=_positive_float, default=30.0, metavar="S")
+    g.add_argument("--timeout", type=_positive_float, default=300.0, metavar="S")
+    g.add_argument("--memory", type=_positive_int, default=2048, metavar="MB")
+    c = sub.add_parser("check", help="run your notebook and see which exercises pass")
+    c.add_argument("notebook", metavar="NOTEBOOK")
+    s = sub.add_parser("selfcheck", help="verify the notebooks grade themselves correctly")
+    s.add_argument("assignments", nargs="*", metavar="ASSIGNMENT")
+    s.add_argument("--jobs", type=_positive_int, default=1)
+    return p
+
+
+def main(argv=None):
+    try:
+        args = parser().parse_args(argv)
+        if not args.command:
+            raise UserError("missing command: release, grade, check or selfcheck")
+        course = Course(args.course, args.source)
+        if args.command == "release":
+            from .release import release
+            return release(course, args.assignments, sys.stdout)
+        if args.command == "grade":
+            from .grading import Settings, grade
+            settings = Settings(jobs=args.jobs, sandbox=not args.no_sandbox,
+                                cell_timeout=args.cell_timeout, timeout=args.timeout,
+                                memory=args.memory)
+            return grade(course, args.submissions, args.out, settings)
+        if args.command == "check":
+            from .check import check
+            return check(args.notebook, sys.stdout)
+        if args.command == "selfcheck":
+            from .selfcheck import selfcheck
+            return selfcheck(course, args.assignments, sys.stdout, jobs=args.jobs,
+                             wrong_dir=args.wrong_answers)
+    except UserError as exc:
+        sys.stderr.write("autograder: error: %s\n" % exc)
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("autograder: interrupted\n")
+        return 130
+    return 0

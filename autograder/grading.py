@@ -1,0 +1,536 @@
+"""grade: sandboxed, parallel, resumable grading of a submitted/ tree into CSVs, feedback and the
+nbgrader gradebook. See autograder/README.md for the status rules."""
+import csv
+import hashlib
+import json
+import os
+import shutil
+import stat
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import warnings
+
+import nbformat
+
+from . import execute
+from .config import NAME_RE, UserError
+from .nbtools import (clean_ename, fmt, graded_cells, nbg, exercise_of, prepare_submission,
+                      read_notebook_text)
+
+GRADER_VERSION = "1"
+MAX_BYTES = 20 << 20
+PRIORITY = ["invalid", "missing", "error", "flagged", "memory", "kernel_died", "timeout",
+            "output_limit", "ok"]
+
+
+@dataclass
+class Settings:
+    jobs: int = 1
+    sandbox: bool = True
+    cell_timeout: float = 30
+    timeout: float = 300
+    memory: int = 2048
+
+
+@dataclass
+class Task:
+    student: str
+    assignment: str
+    folder: Path | None
+    status: str | None = None   # set when decided without running (invalid/missing)
+    reason: str = ""
+    key: str = ""
+
+
+def _atomic_write(path, data):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(".%s.tmp%d" % (path.name, threading.get_ident()))
+    with open(tmp, "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _read_regular(path, limit=MAX_BYTES):
+    """Bytes of a regular file, refusing symlinks and files over `limit` (ValueError)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise ValueError("%s is a symbolic link" % Path(path).name)
+        raise ValueError("%s cannot be read (%s)" % (Path(path).name, exc.strerror))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("%s is not a regular file" % Path(path).name)
+        if st.st_size > limit:
+            raise ValueError("%s is %.1f MB, over the %d MB limit" % (
+                Path(path).name, st.st_size / 2**20, limit >> 20))
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise ValueError("%s is over the %d MB limit" % (Path(path).name, limit >> 20))
+        return data
+    finally:
+        os.close(fd)
+
+
+class Grader:
+    def __init__(self, course, submissions, outdir, settings, log=sys.stderr):
+        self.course, self.settings, self.log = course, settings, log
+        self.subdir = Path(submissions)
+        self.outdir = Path(outdir)
+        if not self.subdir.is_dir():
+            raise UserError("submissions folder %s does not exist or is not a folder" % submissions)
+        if self.outdir.resolve() == self.subdir.resolve() or \
+                self.subdir.resolve() in self.outdir.resolve().parents:
+            raise UserError("--out must not be inside the submissions folder %s" % submissions)
+        if settings.jobs < 1:
+            raise UserError("--jobs must be >= 1, got %d" % settings.jobs)
+        for name in ("cell_timeout", "timeout", "memory"):
+            if getattr(settings, name) <= 0:
+                raise UserError("--%s must be > 0, got %s" % (name.replace("_", "-"),
+                                                             getattr(settings, name)))
+        if settings.sandbox and not execute.bwrap_path():
+            raise UserError("bubblewrap (bwrap) not found: install it, or pass --no-sandbox "
+                            "to run submissions unconfined")
+        self.known = course.assignments()
+        if not self.known:
+            raise UserError("no assignments found in %s" % course.source)
+        self.sources, self.src_bytes, self.data = {}, {}, {}
+
+    # ---------- discovery ----------
+    def discover(self):
+        students = {}
+        for entry in sorted(os.listdir(self.subdir)):
+            path = self.subdir / entry
+            if entry.startswith("."):
+                continue
+            if path.is_symlink():
+                students[entry] = ("invalid", "student folder is a symbolic link")
+            elif not path.is_dir():
+                self.log.write("autograder: ignoring file %s at the top of the submissions\n" % entry)
+            elif not NAME_RE.match(entry):
+                students[entry] = ("invalid", "odd student folder name %r" % entry)
+            else:
+                students[entry] = None
+        if not students:
+            raise UserError("no student folders in %s (expected <student>/<assignment>/"
+                            "<notebook>.ipynb)" % self.subdir)
+        scope, extra = set(), []
+        for student, problem in students.items():
+            if problem:
+                continue
+            for entry in sorted(os.listdir(self.subdir / student)):
+                path = self.subdir / student / entry
+                if entry in self.known:
+                    scope.add(entry)
+                elif path.is_dir() and not entry.startswith("."):
+                    extra.append(Task(student, entry, path, "invalid",
+                                      "unknown assignment folder %r" % entry))
+        if not scope:
+            scope = set()
+        tasks = list(extra)
+        for student, problem in students.items():
+            for assignment in sorted(scope):
+                if problem:
+                    tasks.append(Task(student, assignment, None, *problem))
+                    continue
+                folder = self.subdir / student / assignment
+                if not folder.exists() and not folder.is_symlink():
+                    tasks.append(Task(student, assignment, None, "missing",
+                                      "no folder %s" % assignment))
+                elif folder.is_symlink() or not folder.is_dir():
+                    tasks.append(Task(student, assignment, folder, "invalid",
+                                      "%s is a symbolic link or not a folder" % assignment))
+                else:
+                    tasks.append(Task(student, assignment, folder))
+        if not tasks:
+            raise UserError("no assignment folders of known assignments (%s) in %s" % (
+                ", ".join(self.known), self.subdir))
+        return sorted(tasks, key=lambda t: (t.student, t.assignment)), sorted(scope)
+
+    def load_sources(self, scope):
+        cache = self.outdir / ".cache"
+        self.mpl = execute.prepare_mpl_cache(cache / "mpl")
+        for a in scope:
+            for name in self.course.notebooks(a):
+                raw = self.course.source_path(a, name).read_bytes()
+                self.src_bytes[(a, name)] = raw
+                self.sources[(a, name)] = nbformat.reads(raw.decode(), as_version=4)
+            files = [p for p in sorted((self.course.source / a).iterdir())
+                     if p.suffix != ".ipynb" and not p.name.startswith(".")]
+            self.data[a] = None
+            if files:
+                dest = cache / "data" / a
+                shutil.rmtree(dest, ignore_errors=True)
+                dest.mkdir(parents=True)
+                for p in files:
+                    (shutil.copytree if p.is_dir() else shutil.copy)(p, dest / p.name)
+                self.data[a] = dest
+
+    def key_of(self, task):
+        h = hashlib.sha256()
+        s = self.settings
+        h.update(json.dumps([GRADER_VERSION, s.sandbox, s.cell_timeout, s.timeout, s.memory,
+                             task.student, task.assignment, task.status, task.reason]).encode())
+        for name in self.course.notebooks(task.assignment):
+            h.update(self.src_bytes.get((task.assignment, name), b""))
+            if task.folder is not None and task.status is None:
+                try:
+                    h.update(_read_regular(task.folder / (name + ".ipynb")))
+                except ValueError as exc:
+                    h.update(str(exc).encode())
+        if task.folder is not None and task.status is None:
+            h.update(json.dumps(sorted(os.listdir(task.folder))).encode())
+        return h.hexdigest()
+
+    # ---------- one submission (worker thread) ----------
+    def process(self, task):
+        t0 = time.monotonic()
+        a = task.assignment
+        names = self.course.notebooks(a) if a in self.known else []
+        res = {"student": task.student, "assignment": a, "key": task.key, "notebooks": {}}
+        statuses, reasons = [], []
+        skip = bool(task.status)
+        if task.status:
+            statuses.append(task.status)
+            reasons.append(task.reason)
+        else:
+            entries = [e for e in sorted(os.listdir(task.folder)) if not e.startswith(".")]
+            expected = {n + ".ipynb" for n in names}
+            others = [e for e in entries if e not in expected]
+            if not entries:
+                skip = True
+                statuses.append("missing")
+                reasons.append("empty folder")
+            elif others:
+                if not expected & set(entries):  # named in the "renamed?" reason instead
+                    others = [e for e in others if not e.endswith(".ipynb")]
+            if others:
+                reasons.append("ignored extra files: %s%s" % (
+                    ", ".join(repr(e) if not NAME_RE.match(e) else e for e in others[:5]),
+                    " ..." if len(others) > 5 else ""))
+        for name in names:
+            src = self.sources[(a, name)]
+            nb_res = {"grades": {g["grade_id"]: (0.0 if g["kind"] == "test" else None)
+                                 for g in graded_cells(src)}, "review": [], "feedback": None}
+            res["notebooks"][name] = nb_res
+            if skip:
+                continue
+            path = task.folder / (name + ".ipynb")
+            if not path.exists() and not path.is_symlink():
+                found = [e for e in os.listdir(task.folder) if e.endswith(".ipynb")]
+                statuses.append("missing")
+                reasons.append("no %s.ipynb%s" % (name, " (found %s: renamed?)" % ", ".join(found)
+                                                   if found else ""))
+                continue
+            try:
+                sub = read_notebook_text(_read_regular(path).decode("utf-8"))
+            except (ValueError, UnicodeDecodeError) as exc:
+                statuses.append("invalid")
+                reasons.append(str(exc) if isinstance(exc, ValueError) else "not UTF-8 text")
+                continue
+            except Exception as exc:  # nbformat can fail in odd ways on odd input
+                statuses.append("invalid")
+                reasons.append("unreadable notebook (%s)" % type(exc).__name__)
+                continue
+            prepared, notes = prepare_submission(sub, src)
+            reasons.extend(notes)
+            s = self.settings
+            result, problem = execute.run(prepared, sandbox=s.sandbox, cell_timeout=s.cell_timeout,
+                                          timeout=s.timeout, memory_mb=s.memory, mpl=self.mpl,
+                                          data=self.data.get(a))
+            st, why = self.score(src, prepared, result, problem, nb_res)
+            statuses.extend(st)
+            reasons.extend(why)
+            if result is not None:
+                executed = nbformat.from_dict(result["notebook"])
+                nb_res["executed"] = executed
+                html = feedback_html(executed, task, name, nb_res, st, why)
+                out = self.outdir / "feedback" / task.student / a / (name + ".html")
+                _atomic_write(out, html)
+                nb_res["feedback"] = str(out.relative_to(self.outdir))
+        statuses.append("ok")
+        res["status"] = min(statuses, key=PRIORITY.index)
+        res["reason"] = "; ".join(dict.fromkeys(r for r in reasons if r))
+        res["seconds"] = round(time.monotonic() - t0, 2)
+        return res
+
+    def score(self, src, prepared, result, problem, nb_res):
+        """Fill nb_res['grades'] from an execution result; return (statuses, reasons)."""
+        statuses, reasons = [], []
+        if result is None:
+            if problem == "killed":
+                return ["timeout"], ["submission ran over the %s s limit and was killed" %
+                                     fmt(self.settings.timeout)]
+            return ["error"], ["grader error: %s" % problem]
+        cells = result["cells"]
+        index = {nbg(c).get("grade_id"): i for i, c in enumerate(prepared.cells)
+                 if nbg(c).get("grade_id")}
+
+        def label(i):
+            if i is None:
+                return "?"
+            gid = nbg(prepared.cells[i]).get("grade_id") if 0 <= i < len(prepared.cells) else None
+            return gid or "#%d" % (i + 1)
+        # integrity
+        bad_probe, patched = {}, []
+        baseline = result.get("baseline")
+        for p in result.get("probes", []):
+            tag = p["tag"]
+            ok = p.get("line") is not None and (tag == "start" or p.get("digest") == baseline) \
+                and not p.get("changed")
+            if not ok:
+                patched.extend(p.get("changed") or ["integrity probe output missing or altered"])
+                if isinstance(tag, list):
+                    bad_probe[tag[1]] = True
+            if tag == "start" and p.get("line") is None:
+                bad_probe["all"] = True
+        if result.get("probes") and baseline is None:
+            bad_probe["all"] = True
+            patched.append("integrity probe could not run")
+        if patched:
+            statuses.append("flagged")
+            reasons.append("integrity: %s (tests run after it get no automatic credit)"
+                           % ", ".join(x if x.startswith(("copy of", "name '")) or "probe" in x
+                                       else "changed " + x for x in dict.fromkeys(patched)))
+        first_bad = min([k for k in bad_probe if k != "all"], default=None)
+        for g in graded_cells(src):
+            if g["kind"] != "test":
+                continue
+            gid = g["grade_id"]
+            if gid not in index:
+                continue
+            i = index[gid]
+            info = cells.get(str(i), {})
+            passed = info.get("status") == "ok" and not info.get("stderr")
+            tainted = "all" in bad_probe or (first_bad is not None and i >= first_bad)
+            if tainted:
+                nb_res["grades"][gid] = None
+                nb_res["review"].append(gid)
+            else:
+                nb_res["grades"][gid] = g["points"] if passed else 0.0
+        if result.get("error"):
+            statuses.append("error")
+            reasons.append("grader error: %s" % result["error"])
+        if result.get("memory"):
+            statuses.append("memory")
+            reasons.append("MemoryError (limit %d MB)" % self.settings.memory)
+        if result.get("kernel_died") is not None:
+            statuses.append("kernel_died")
+            reasons.append("kernel died in cell %s (later tests score 0)" % label(result["kernel_died"]))
+        timeouts = [int(i) for i, c in cells.items() if c.get("status") == "timeout"]
+        for i in sorted(timeouts):
+            statuses.append("timeout")
+            reasons.append("cell %s ran over %s s (interrupted)" % (label(i), fmt(self.settings.cell_timeout)))
+        if result.get("stuck") is not None:
+            reasons.append("cell %s ignored the interrupt: kernel stopped, later cells not run"
+                           % label(result["stuck"]))
+        if result.get("deadline") is not None:
+            statuses.append("timeout")
+            reasons.append("submission ran over %s s: cells from %s on not run" % (
+                fmt(self.settings.timeout), label(result["deadline"])))
+        if result.get("output_limit"):
+            statuses.append("output_limit")
+            reasons.append("output over the size limit removed in cell %s" %
+                           ", ".join(label(i) for i in result["output_limit"]))
+        return statuses, reasons
+
+    # ---------- main ----------
+    def run(self):
+        tasks, scope = self.discover()
+        self.load_sources(scope)
+        ensure_gradebook(self.course, scope, self.sources)
+        state_dir = self.outdir / ".state"
+        state_dir.mkdir(parents=True, exist_ok=True)
+        results, todo = {}, []
+        for t in tasks:
+            t.key = self.key_of(t)
+            cached = _load_state(state_dir, t)
+            if cached and all((self.outdir / nb["feedback"]).exists()
+                              for nb in cached["notebooks"].values() if nb.get("feedback")):
+                results[(t.student, t.assignment)] = cached
+            else:
+                todo.append(t)
+        total = len(tasks)
+        if results:
+            self.log.write("autograder: %d of %d submissions already graded (resuming)\n"
+                           % (len(results), total))
+        if not self.settings.sandbox:
+            self.log.write("autograder: WARNING: --no-sandbox: submissions run unconfined with "
+                           "your permissions\n")
+        from nbgrader.api import Gradebook
+        warnings.filterwarnings("ignore", module="nbgrader")  # SQLAlchemy autoflush notes
+        warnings.filterwarnings("ignore", message=".*not in session.*")
+        gb = Gradebook(self.course.db_url, course_id="bpkit")
+        try:
+            for res in list(results.values()):
+                write_gradebook(gb, res, self.sources)
+            t0, done = time.monotonic(), len(results)
+            with ThreadPoolExecutor(max_workers=self.settings.jobs) as pool:
+                futures = {pool.submit(self._safe_process, t): t for t in todo}
+                for fut in as_completed(futures):
+                    res = fut.result()
+                    self.commit(gb, res, state_dir)
+                    results[(res["student"], res["assignment"])] = res
+                    done += 1
+                    elapsed = time.monotonic() - t0
+                    finished = done - (total - len(todo))
+                    eta = elapsed / finished * (total - done) if finished else 0
+                    self.log.write("[%d/%d] %s/%s %s %s/%s (%.1f s) elapsed %.1f s, ETA %.1f s\n" % (
+                        done, total, res["student"], res["assignment"], res["status"],
+                        fmt(res.get("score")), fmt(res.get("max_score")), res.get("seconds", 0),
+                        elapsed, eta))
+                    self.log.flush()
+        finally:
+            gb.close()
+        write_csvs(self.outdir, [results[k] for k in sorted(results)], self.sources)
+        return 0
+
+    def _safe_process(self, task):
+        try:
+            return self.process(task)
+        except Exception as exc:  # a grader fault on one submission must not stop the batch
+            names = self.course.notebooks(task.assignment) if task.assignment in self.known else []
+            return {"student": task.student, "assignment": task.assignment, "key": task.key,
+                    "status": "error", "seconds": 0, "reason": "grader error: %s: %s" % (type(exc).__name__, exc),
+                    "notebooks": {n: {"grades": {g["grade_id"]: (0.0 if g["kind"] == "test" else None)
+                                                 for g in graded_cells(self.sources[(task.assignment, n)])},
+                                      "review": [], "feedback": None} for n in names}}
+
+    def commit(self, gb, res, state_dir):
+        """Main thread only: autograded copy, gradebook upsert, then the state file."""
+        for name, nb_res in res["notebooks"].items():
+            executed = nb_res.pop("executed", None)
+            if executed is not None and NAME_RE.match(res["student"]):
+                path = self.course.root / "autograded" / res["student"] / res["assignment"] / (name + ".ipynb")
+                _atomic_write(path, nbformat.writes(executed))
+        write_gradebook(gb, res, self.sources)
+        _atomic_write(_state_path(state_dir, res["student"], res["assignment"]), json.dumps(res))
+
+
+def _state_path(state_dir, student, assignment):
+    return state_dir / (hashlib.sha1(json.dumps([student, assignment]).encode()).hexdigest() + ".json")
+
+
+def _load_state(state_dir, task):
+    path = _state_path(state_dir, task.student, task.assignment)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if data.get("key") == task.key else None
+
+
+def ensure_gradebook(course, scope, sources):
+    """Make sure each assignment is in the gradebook with the source's grade cells (else release)."""
+    from nbgrader.api import Gradebook, MissingEntry
+    from .release import generate
+    stale = []
+    course.root.mkdir(parents=True, exist_ok=True)
+    if (course.root / "gradebook.db").exists():
+        with Gradebook(course.db_url, course_id="bpkit") as gb:
+            for a in scope:
+                try:
+                    for name in course.notebooks(a):
+                        nb = gb.find_notebook(name, a)
+                        have = {(c.name, float(c.max_score)) for c in nb.grade_cells}
+                        want = {(g["grade_id"], g["points"]) for g in graded_cells(sources[(a, name)])}
+                        if have != want:
+                            raise MissingEntry()
+                except MissingEntry:
+                    stale.append(a)
+    else:
+        stale = list(scope)
+    for a in stale:
+        generate(course, a)
+
+
+def write_gradebook(gb, res, sources):
+    """Upsert student, submission and auto scores (idempotent); fills res score/max_score/rows."""
+    from nbgrader.api import MissingEntry
+    student, a = res["student"], res["assignment"]
+    rows, total, max_total = [], 0.0, 0.0
+    # no submission record for rows without a readable notebook (nbgrader export shows 0)
+    use_gb = bool(NAME_RE.match(student) and res["notebooks"]
+                  and res["status"] not in ("invalid", "missing"))
+    if NAME_RE.match(student) and res["notebooks"]:
+        gb.update_or_create_student(student)
+    if use_gb:
+        gb.update_or_create_submission(a, student)
+    for name, nb_res in res["notebooks"].items():
+        for g in graded_cells(sources[(a, name)]):
+            gid, auto = g["grade_id"], nb_res["grades"].get(g["grade_id"])
+            manual = None
+            if use_gb:
+                try:
+                    grade = gb.find_grade(gid, name, a, student)
+                    if g["kind"] == "test":
+                        grade.auto_score = auto
+                        grade.needs_manual_grade = auto is None and grade.manual_score is None
+                    else:
+                        grade.needs_manual_grade = grade.manual_score is None
+                    manual = grade.manual_score
+                except MissingEntry:
+                    pass
+            score = manual if manual is not None else auto
+            total += score or 0.0
+            max_total += g["points"]
+            rows.append([student, a, exercise_of(gid), gid, fmt(score), fmt(g["points"])])
+    if use_gb:
+        gb.db.commit()
+    res["score"], res["max_score"], res["rows"] = total, max_total, rows
+
+
+def write_csvs(outdir, results, sources):
+    with open(outdir / "grades.csv.tmp", "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["student", "assignment", "score", "max_score", "status", "reason"])
+        for r in results:
+            w.writerow([r["student"], r["assignment"], fmt(r["score"]), fmt(r["max_score"]),
+                        r["status"], r["reason"]])
+    os.replace(outdir / "grades.csv.tmp", outdir / "grades.csv")
+    with open(outdir / "exercises.csv.tmp", "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["student", "assignment", "exercise", "grade_id", "score", "max_score"])
+        for r in results:
+            w.writerows(r["rows"])
+    os.replace(outdir / "exercises.csv.tmp", outdir / "exercises.csv")
+
+
+_local = threading.local()
+
+
+def feedback_html(executed, task, name, nb_res, statuses, reasons):
+    """HTML feedback: a summary cell (status, reason, per test cell) then the executed notebook."""
+    from nbconvert import HTMLExporter
+    if not hasattr(_local, "exporter"):
+        _local.exporter = HTMLExporter(template_name="classic")
+    lines = ["## Feedback: %s / %s / %s" % (task.student, task.assignment, name), "",
+             "| test cell | score | points |", "|---|---|---|"]
+    src_points = {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"].get("points", 0)
+                  for c in executed.cells if nbg(c).get("grade")}
+    for gid, score in nb_res["grades"].items():
+        shown = "needs review" if gid in nb_res["review"] else ("graded by hand" if score is None else fmt(score))
+        lines.append("| %s | %s | %s |" % (gid, shown, fmt(src_points.get(gid, ""))
+                                            if src_points.get(gid, "") != "" else ""))
+    status = min(statuses + ["ok"], key=PRIORITY.index)
+    lines += ["", "Status: **%s**" % status]
+    if reasons:
+        lines += ["", "Notes: " + "; ".join(reasons)]
+    nb = nbformat.from_dict(executed)
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell("\n".join(lines)))
+    body, _ = _local.exporter.from_notebook_node(nb)
+    return body
+
+
+def grade(course, submissions, outdir, settings, log=sys.stderr):
+    return Grader(course, submissions, outdir, settings, log).run()

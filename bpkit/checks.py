@@ -1,0 +1,382 @@
+"""Checks used by the notebooks' test cells.
+
+Each check prints one short line ("<name>: passed") on success and raises AssertionError with a
+message that starts with the exercise name otherwise; when the answer equals a known wrong
+answer (a hint) the message names that mistake. An answer that is still the stub (None, or a
+function that raises NotImplementedError) raises NotAnswered. Nothing here writes to stderr
+or warns: nbgrader scores a test cell 0 on any stderr output.
+
+    checks.check_number("dP_dw1", dP_dw1, -11, hints=[(11, "sign error: P is maximised")])
+    checks.check_array("dE_dW", dW, expected, hints=[(expected.T, "transposed")])
+    with checks.forbidden(bpkit.dense_backward):
+        got = checks.call("dense_backward", dense_backward, dE_dY, X, W, A, "relu")
+"""
+from __future__ import annotations
+
+import contextlib
+import numbers
+import types
+import warnings
+
+import numpy as np
+
+__all__ = ["NotAnswered", "ReferenceUsed", "check_number", "check_array", "check_expr",
+           "check_gradient", "call", "forbidden", "fallback"]
+
+
+class NotAnswered(AssertionError):
+    """The answer is still the stub: None, or a function that raises NotImplementedError."""
+
+
+class ReferenceUsed(AssertionError):
+    """The learner's code called the bpkit reference implementation the exercise asks to write."""
+
+
+def _name(name):
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"the exercise name must be a non-empty string, got {name!r}")
+    return name
+
+
+def _passed(name, note=""):
+    print(f"{name}: passed{note}")
+
+
+def _not_answered(name):
+    return NotAnswered(f"{name}: not answered yet (the answer is still None); replace None with your answer")
+
+
+def _fmt(x):
+    return f"{x:.6g}" if isinstance(x, float) else str(x)
+
+
+def _close(got, want, rtol, atol):
+    """Element-wise tolerance test, NaN equal to NaN; shapes must already agree."""
+    with np.errstate(all="ignore"):
+        return bool(np.all(np.isclose(got, want, rtol=rtol, atol=atol, equal_nan=True)))
+
+
+def _tolerances(rtol, atol):
+    for label, value in (("rtol", rtol), ("atol", atol)):
+        if not isinstance(value, numbers.Real) or isinstance(value, bool) or not value >= 0:
+            raise ValueError(f"{label} must be a non-negative number, got {value!r}")
+
+
+# ----------------------------------------------------------------------------------------------
+# numbers
+# ----------------------------------------------------------------------------------------------
+
+def _to_float(name, got):
+    """The learner's number as a float, or AssertionError saying what it is instead."""
+    if isinstance(got, bool):
+        raise AssertionError(f"{name}: expected a number, got the truth value {got}")
+    if isinstance(got, numbers.Real):
+        return float(got)
+    if isinstance(got, np.ndarray) or isinstance(got, (list, tuple)):
+        arr = np.asarray(got, dtype=object)
+        if arr.size == 1:
+            return _to_float(name, arr.reshape(()).item())
+        raise AssertionError(f"{name}: expected a single number, got a {type(got).__name__} of "
+                             f"shape {arr.shape}")
+    if isinstance(got, str):
+        raise AssertionError(f"{name}: expected a number, got the string {got!r} (remove the quotes)")
+    try:
+        import sympy as sp
+        if isinstance(got, sp.Basic):
+            if got.free_symbols:
+                raise AssertionError(f"{name}: expected a number, got the expression {got} "
+                                     f"(it still contains {', '.join(sorted(map(str, got.free_symbols)))})")
+            value = complex(got.evalf())
+            if value.imag != 0:
+                raise AssertionError(f"{name}: expected a real number, got {got}")
+            return value.real
+    except (TypeError, ValueError):
+        pass
+    if isinstance(got, numbers.Complex):
+        raise AssertionError(f"{name}: expected a real number, got the complex number {got}")
+    raise AssertionError(f"{name}: expected a number, got a {type(got).__name__}")
+
+
+def check_number(name, got, expected, *, rtol=1e-6, atol=1e-9, hints=()):
+    """Check a numeric answer: |got - expected| <= atol + rtol |expected|.
+
+    name: exercise name (starts every message). got: the learner's value (None -> NotAnswered).
+    expected: the right value (a real number). hints: iterable of (wrong_value, message) pairs; a
+    got equal (same tolerance) to a wrong value fails with that message.
+    """
+    name = _name(name)
+    _tolerances(rtol, atol)
+    if isinstance(expected, bool) or not isinstance(expected, numbers.Real):
+        try:
+            expected = float(expected)
+        except (TypeError, ValueError):
+            raise ValueError(f"check_number: expected must be a real number, got {expected!r}") from None
+    if got is None:
+        raise _not_answered(name)
+    value = _to_float(name, got)
+    if np.isnan(value):
+        raise AssertionError(f"{name}: got nan (not a number); look for 0/0 or inf - inf")
+    if _close(value, expected, rtol, atol):
+        _passed(name)
+        return
+    for wrong, message in hints:
+        if _close(value, float(wrong), rtol, atol):
+            raise AssertionError(f"{name}: {message} (got {_fmt(value)})")
+    auto = _automatic_hint(np.array(value), np.array(float(expected)), rtol, atol)
+    raise AssertionError(f"{name}: got {_fmt(value)}, which is not the expected value"
+                         + (f"; {auto}" if auto else ""))
+
+
+# ----------------------------------------------------------------------------------------------
+# arrays
+# ----------------------------------------------------------------------------------------------
+
+def _to_array(name, got):
+    """The learner's array as float ndarray, or NotAnswered / AssertionError."""
+    if got is None:
+        raise _not_answered(name)
+    if hasattr(got, "tolist") and not isinstance(got, np.ndarray):  # SymPy Matrix, NumPy scalar
+        got = got.tolist()
+    if isinstance(got, str):
+        raise AssertionError(f"{name}: expected an array of numbers, got the string {got!r}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            arr = np.asarray(got, dtype=object) if not isinstance(got, np.ndarray) else got
+    except ValueError:
+        raise AssertionError(f"{name}: could not read the answer as an array (rows of different "
+                             "lengths?)") from None
+    if arr.dtype == object:
+        if any(isinstance(v, (list, tuple, np.ndarray)) for v in arr.flat):
+            raise AssertionError(f"{name}: could not read the answer as an array (rows of different lengths?)")
+        if any(v is None for v in arr.flat):
+            raise NotAnswered(f"{name}: not answered yet (the array still contains None); fill in every entry")
+        try:
+            arr = np.array([_to_float(name, v) for v in arr.flat], dtype=float).reshape(arr.shape)
+        except AssertionError as exc:
+            raise AssertionError(f"{name}: could not read every entry as a number ({exc})") from None
+    if arr.dtype.kind == "c":
+        raise AssertionError(f"{name}: expected real numbers, got complex ones")
+    if arr.dtype.kind not in "biuf":
+        raise AssertionError(f"{name}: expected an array of numbers, got dtype {arr.dtype}")
+    return arr.astype(float)
+
+
+def _shape_message(name, got_shape, want_shape):
+    msg = f"{name}: expected shape {want_shape}, got shape {got_shape}"
+    if len(want_shape) >= 2 and got_shape == want_shape[::-1]:
+        msg += " (looks transposed: check the order of the factors or use .T)"
+    elif tuple(s for s in got_shape if s != 1) == tuple(s for s in want_shape if s != 1):
+        msg += " (same numbers of entries but an extra or missing axis of length 1: reshape or .sum(axis=...)?)"
+    elif int(np.prod(got_shape)) == int(np.prod(want_shape)):
+        msg += " (same number of entries, arranged differently)"
+    return msg
+
+
+def _automatic_hint(got, want, rtol, atol):
+    """Name a common slip (sign, factor 2, transpose of a square matrix) when it explains got."""
+    if not np.any(np.abs(want) > atol):
+        return None
+    for factor, text in ((-1.0, "it is the negative of the expected value: check the sign"),
+                         (2.0, "it is 2 times the expected value: check the factor 2 (or the 1/2 in E)"),
+                         (0.5, "it is half the expected value: check the factor 2 (or the 1/2 in E)"),
+                         (-2.0, "it is -2 times the expected value: check the sign and the factor 2"),
+                         (-0.5, "it is -1/2 times the expected value: check the sign and the factor 2")):
+        if _close(got, factor * want, rtol, atol):
+            return text
+    if got.ndim == 2 and got.shape[0] == got.shape[1] and _close(got, want.T, rtol, atol):
+        return "it is the transpose of the expected matrix"
+    return None
+
+
+def check_array(name, got, expected, *, rtol=1e-6, atol=1e-9, hints=()):
+    """Check an array answer entry by entry (np.isclose with rtol, atol) after checking its shape.
+
+    got: ndarray, list, SymPy Matrix... (None, or None entries -> NotAnswered). expected: array.
+    A shape mismatch names both shapes and says "looks transposed" when got has the transposed
+    shape. hints: iterable of (wrong_array, message); a got equal to a wrong array fails with it.
+    """
+    name = _name(name)
+    _tolerances(rtol, atol)
+    try:
+        want = np.asarray(expected, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"check_array: expected must be an array of numbers, got {expected!r:.80}") from None
+    arr = _to_array(name, got)
+    if (want.ndim == 1 and arr.ndim == 2 and 1 in arr.shape and arr.size == want.size
+            and type(got).__module__.startswith("sympy")):
+        arr = arr.reshape(want.shape)  # a SymPy column or row vector for a 1-D answer
+    if arr.shape == want.shape and _close(arr, want, rtol, atol):
+        _passed(name)
+        return
+    for wrong, message in hints:
+        wrong = np.asarray(wrong, dtype=float)
+        if wrong.shape == arr.shape and _close(arr, wrong, rtol, atol):
+            raise AssertionError(f"{name}: {message}")
+    if arr.shape != want.shape:
+        raise AssertionError(_shape_message(name, arr.shape, want.shape))
+    with np.errstate(all="ignore"):
+        bad = ~np.isclose(arr, want, rtol=rtol, atol=atol, equal_nan=True)
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    where = f"index {first if len(first) != 1 else first[0]}" if first else "the value"
+    msg = (f"{name}: {int(bad.sum())} of {bad.size} entries differ from the expected values "
+           f"(first at {where}: got {_fmt(float(arr[first]))})")
+    if np.isnan(arr).any() and not np.isnan(want).any():
+        msg += "; the answer contains nan"
+    auto = _automatic_hint(arr, want, rtol, atol)
+    raise AssertionError(msg + (f"; {auto}" if auto else ""))
+
+
+# ----------------------------------------------------------------------------------------------
+# symbolic answers, gradients, calls
+# ----------------------------------------------------------------------------------------------
+
+def check_expr(name, got, expected, variables, *, wrong_forms=None):
+    """Check a symbolic answer with ``bpkit.symbolic.check_equivalent`` (any equal form passes).
+
+    got: SymPy expression or string (None -> NotAnswered). expected: SymPy expression. variables:
+    list of symbols or dict {symbol: (low, high)}. wrong_forms: {hint message: wrong expression}.
+    """
+    from . import symbolic
+
+    name = _name(name)
+    if got is None:
+        raise _not_answered(name)
+    result = symbolic.check_equivalent(got, expected, variables, wrong_forms=wrong_forms)
+    if not result.ok:
+        raise AssertionError(f"{name}: {result.message}")
+    _passed(name, " (agrees at random points; SymPy simplification timed out)"
+            if "timed out" in result.message else "")
+
+
+def check_gradient(name, f, x, analytic, *, tol=1e-6):
+    """Compare an analytic gradient with centred differences of f() with respect to x.
+
+    f: function of no arguments returning a scalar, reading x. x: float ndarray (perturbed in
+    place and restored). analytic: the learner's gradient, same shape as x (None -> NotAnswered).
+    Passes when bpkit.relative_error(analytic, numerical) <= tol.
+    """
+    from .gradcheck import numerical_gradient, relative_error
+
+    name = _name(name)
+    if not callable(f):
+        raise ValueError(f"check_gradient: f must be a function of no arguments, got {type(f).__name__}")
+    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+        raise ValueError(f"check_gradient: x must be a float ndarray, got {type(x).__name__}")
+    got = _to_array(name, analytic)
+    if got.shape != x.shape:
+        raise AssertionError(_shape_message(name, got.shape, x.shape).replace(
+            "expected shape", "the gradient must have the shape of x,"))
+    saved = x.copy()
+    try:
+        with np.errstate(all="ignore"):
+            numeric = numerical_gradient(f, x)
+    except NotImplementedError:
+        raise NotAnswered(f"{name}: not answered yet (a function used by f still raises "
+                          "NotImplementedError)") from None
+    finally:
+        x[...] = saved
+    err = relative_error(got, numeric)
+    if err <= tol:
+        _passed(name)
+        return
+    auto = _automatic_hint(got, numeric, 1e-4, 1e-7)
+    raise AssertionError(f"{name}: the gradient differs from centred differences (relative error "
+                         f"{err:.2e} > {tol:g})" + (f"; {auto}" if auto else ""))
+
+
+def call(name, fn, *args, **kwargs):
+    """fn(*args, **kwargs), with NotImplementedError (or fn None) turned into NotAnswered(name)."""
+    name = _name(name)
+    if fn is None:
+        raise NotAnswered(f"{name}: not answered yet (the function is None)")
+    if not callable(fn):
+        raise AssertionError(f"{name}: expected a function, got a {type(fn).__name__}")
+    try:
+        return fn(*args, **kwargs)
+    except NotImplementedError:
+        fname = getattr(fn, "__name__", "the function")
+        raise NotAnswered(f"{name}: not answered yet ({fname} still raises NotImplementedError; "
+                          "write its body between the markers)") from None
+
+
+# ----------------------------------------------------------------------------------------------
+# guarding the reference implementation
+# ----------------------------------------------------------------------------------------------
+
+def _stub_template(*args, **kwargs):
+    from bpkit.checks import ReferenceUsed
+    raise ReferenceUsed("MESSAGE")
+
+
+def _stub_code(fn):
+    """A code object that raises ReferenceUsed naming fn, usable as fn.__code__."""
+    qual = f"{fn.__module__}.{fn.__qualname__}"
+    message = (f"your code called {qual}, the reference implementation this exercise asks you to "
+               "write; compute it with NumPy instead")
+    code = _stub_template.__code__
+    consts = tuple(message if c == "MESSAGE" else c for c in code.co_consts)
+    return code.replace(co_consts=consts, co_name=fn.__code__.co_name)
+
+
+def _plain_function(fn):
+    fn = getattr(fn, "__func__", fn)  # bound method -> function
+    if not isinstance(fn, types.FunctionType):
+        raise ValueError(f"forbidden() takes Python functions, got {fn!r} of type {type(fn).__name__}")
+    if fn.__code__.co_freevars:
+        raise ValueError(f"forbidden() cannot guard {fn.__qualname__}: it is a closure")
+    return fn
+
+
+@contextlib.contextmanager
+def forbidden(*functions):
+    """While active, calling any of `functions` raises ReferenceUsed.
+
+    Each function's ``__code__`` is swapped for a stub, so every alias of it (``from bpkit import
+    dense_backward as f``) is caught too; the original code is restored on exit, also after an
+    exception. Nested use is fine.
+    """
+    fns = [_plain_function(f) for f in functions]
+    saved = [(f, f.__code__) for f in fns]
+    try:
+        for f in fns:
+            f.__code__ = _stub_code(f)
+        yield
+    finally:
+        for f, code in reversed(saved):
+            f.__code__ = code
+
+
+def fallback(student_fn, reference_fn, name):
+    """A function that calls student_fn, or reference_fn while student_fn is not written yet.
+
+    On the first NotImplementedError from student_fn (or if it is None) it prints once
+    "note: <name> is not implemented yet; using the reference implementation so the rest of the
+    notebook runs" and from then on uses reference_fn, so later cells of the notebook can go on.
+    """
+    name = _name(name)
+    if not callable(reference_fn):
+        raise ValueError(f"fallback: reference_fn must be a function, got {type(reference_fn).__name__}")
+    if student_fn is not None and not callable(student_fn):
+        raise ValueError(f"fallback: student_fn must be a function or None, got {type(student_fn).__name__}")
+    state = {"reference": student_fn is None, "noted": False}
+
+    def note():
+        if not state["noted"]:
+            state["noted"] = True
+            print(f"note: {name} is not implemented yet; using the reference implementation so the "
+                  "rest of the notebook runs")
+
+    def wrapper(*args, **kwargs):
+        if not state["reference"]:
+            try:
+                return student_fn(*args, **kwargs)
+            except NotImplementedError:
+                state["reference"] = True
+        note()
+        return reference_fn(*args, **kwargs)
+
+    wrapper.__name__ = getattr(student_fn, "__name__", name)
+    wrapper.__doc__ = getattr(student_fn, "__doc__", None) or getattr(reference_fn, "__doc__", None)
+    wrapper.uses_reference = lambda: state["reference"]
+    return wrapper

@@ -1,0 +1,95 @@
+"""One fully connected layer in matrix form (Laux sec 4).
+
+Shapes: X (N, I) holds one input pattern per row, W (J, I) the weights (W[j, i] = w_ji, from
+input i into unit j), b (J,) the biases (weights from a bias unit that always outputs 1).
+
+    A = X W^T + b          Laux eq 17 (with the bias added)
+    Y = g(A)               Laux eq 18
+    Delta = g'(A) * dE/dY  Laux eq 20  (elementwise; Delta = dE/dA)
+    dE/dW = Delta^T X      Laux eq 21
+    dE/db = Delta summed over the N rows
+    dE/dX = Delta W        Laux eq 22  (becomes dE/dY of the layer below)
+"""
+import numpy as np
+
+from .activations import _float, activation as _activation
+
+
+def _matrix(name, x, shape_hint):
+    """x as a finite float 2-D array, or a ValueError naming `name`."""
+    x = _float(x)
+    if x.ndim != 2:
+        extra = "; for a single pattern use x.reshape(1, -1)" if x.ndim == 1 else ""
+        raise ValueError(f"{name} must be 2-D {shape_hint}; given shape {x.shape}{extra}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} must be finite: given values include nan or inf")
+    return x
+
+
+def _forward(X, W, b, act, A=None):
+    """dense_forward without checks; act is an Activation. A: optional output buffer (N, J)."""
+    A = np.matmul(X, W.T, out=A)                                           # eq 17
+    A += b
+    Y = A if act.name == "identity" else act.g(A)                          # eq 18
+    return A, Y
+
+
+def _backward(dE_dY, X, W, A, act, need_dX=True, overwrite=False, dW=None, dX=None):
+    """dense_backward without checks; returns (Delta, dE_dX or None, dE_dW, dE_db).
+
+    overwrite=True lets Delta reuse dE_dY's memory (when the caller owns it); dW, dX: optional
+    output buffers. The numbers are the same either way.
+    """
+    if act.name == "identity":
+        Delta = dE_dY
+    elif overwrite:
+        Delta = dE_dY
+        Delta *= act.g_prime(A)                                            # eq 20, in place
+    else:
+        Delta = dE_dY * act.g_prime(A)                                     # eq 20
+    dW = np.matmul(Delta.T, X, out=dW)                                     # eq 21
+    db = Delta.sum(axis=0)
+    dX = np.matmul(Delta, W, out=dX) if need_dX else None                  # eq 22
+    return Delta, dX, dW, db
+
+
+def _check_layer(X, W, b):
+    X = _matrix("X", X, "(N, I)")
+    W = _float(W)
+    b = _float(b)
+    if W.ndim != 2:
+        raise ValueError(f"W must be 2-D (J, I); given shape {W.shape}")
+    if W.shape[1] != X.shape[1]:
+        raise ValueError(f"W has shape {W.shape} but X has {X.shape[1]} columns (inputs): "
+                         f"expected ({W.shape[0]}, {X.shape[1]})")
+    if b.shape != (W.shape[0],):
+        raise ValueError(f"b has shape {b.shape}: expected ({W.shape[0]},), one bias per row of W")
+    return X, W, b
+
+
+def dense_forward(X, W, b, activation):
+    """Forward pass of one layer: returns (A, Y), both (N, J).  Laux eqs 17-18.
+
+    X (N, I), W (J, I), b (J,), activation a name from ACTIVATIONS (or an Activation).
+    """
+    act = _activation(activation)
+    X, W, b = _check_layer(X, W, b)
+    return _forward(X, W, b, act)
+
+
+def dense_backward(dE_dY, X, W, A, activation):
+    """Backward pass of one layer: returns (dE_dX (N, I), dE_dW (J, I), dE_db (J,)).
+
+    dE_dY (N, J) is the gradient of E with respect to this layer's output, A (N, J) its net
+    input from the forward pass. Laux eqs 20-22; dE_db = Delta.sum(0).
+    """
+    act = _activation(activation)
+    X, W, _ = _check_layer(X, W, np.zeros(np.shape(W)[0] if np.ndim(W) == 2 else 0))
+    N, J = X.shape[0], W.shape[0]
+    dE_dY = _matrix("dE_dY", dE_dY, "(N, J)")
+    A = _matrix("A", A, "(N, J)")
+    for name, M in (("dE_dY", dE_dY), ("A", A)):
+        if M.shape != (N, J):
+            raise ValueError(f"{name} has shape {M.shape}: expected ({N}, {J}) = (rows of X, rows of W)")
+    _, dX, dW, db = _backward(dE_dY, X, W, A, act)
+    return dX, dW, db

@@ -1,0 +1,70 @@
+"""Every series notebook: committed clean (no outputs), valid nbgrader schema-3 metadata with unique
+grade_ids, and `python -m autograder selfcheck` passes for it (source full marks in < 15 s, student
+version scores 0 with a message per test, every recorded wrong answer loses points)."""
+import json
+
+import nbformat
+import pytest
+
+from conftest import REPO, run_cli, series_notebooks
+
+NOTEBOOKS = series_notebooks()
+IDS = [p.stem for p in NOTEBOOKS]
+REQUIRED = {"schema_version", "grade", "solution", "locked", "grade_id"}
+
+pytestmark = pytest.mark.skipif(not NOTEBOOKS, reason="no notebooks/NN_slug/NN_slug.ipynb yet")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_committed_clean_and_valid(path):
+    raw = json.loads(path.read_text())
+    nb = nbformat.reads(path.read_text(), as_version=4)
+    nbformat.validate(nb)
+    assert raw["nbformat"] == 4
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+    for i, cell in enumerate(raw["cells"]):
+        if cell["cell_type"] == "code":
+            assert cell.get("outputs") == [], "cell %d has outputs" % i
+            assert cell.get("execution_count") is None, "cell %d has an execution count" % i
+    from nbgrader.nbgraderformat import MetadataValidator
+    MetadataValidator().validate_nb(nb)  # nbgrader's own schema-3 check: raises on bad metadata
+    ids = []
+    for i, cell in enumerate(nb.cells):
+        md = cell.metadata.get("nbgrader")
+        assert md is not None, "cell %d has no nbgrader metadata" % i
+        assert REQUIRED <= set(md), "cell %d lacks %s" % (i, REQUIRED - set(md))
+        assert md["schema_version"] == 3
+        if md["grade"]:
+            assert md.get("points", 0) > 0, "grade cell %s has no points" % md["grade_id"]
+        ids.append(md["grade_id"])
+    assert len(ids) == len(set(ids)), "duplicate grade_ids: %s" % sorted(
+        {g for g in ids if ids.count(g) > 1})
+    answers = {c.metadata["nbgrader"]["grade_id"] for c in nb.cells
+               if c.metadata["nbgrader"]["solution"]}
+    from autograder.nbtools import exercises
+    for ex in exercises(nb):
+        assert ex in answers, "test cells %s_test* have no answer cell %r" % (ex, ex)
+
+
+@pytest.fixture(scope="session")
+def selfcheck_table(tmp_path_factory):
+    """One selfcheck run over every notebook: {assignment: [(check, result, detail)]}."""
+    course = tmp_path_factory.mktemp("selfcheck_course")
+    proc = run_cli("--course", course, "selfcheck", "--jobs", "2", timeout=1200)
+    assert proc.returncode in (0, 1), proc.stderr
+    table = {}
+    for line in proc.stdout.splitlines()[1:]:
+        parts = line.split(None, 3)
+        if len(parts) >= 3 and parts[0][:2].isdigit():
+            table.setdefault(parts[0], []).append((parts[1], parts[2], parts[3] if len(parts) > 3 else ""))
+    return table
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_selfcheck(selfcheck_table, path):
+    rows = selfcheck_table.get(path.stem)
+    assert rows, "selfcheck printed nothing for %s" % path.stem
+    checks = {r[0] for r in rows}
+    assert {"source", "student"} <= checks
+    failed = [r for r in rows if r[1] != "ok"]
+    assert not failed, "\n".join("%s: %s" % (r[0], r[2]) for r in failed)
