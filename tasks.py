@@ -129,6 +129,8 @@ def cmd_lab(args: argparse.Namespace, extra: list) -> None:
         cmd.append(f"--ServerApp.port={args.port}")
     if args.no_browser:
         cmd.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")  # containers and CI machines often run as root
     say("starting JupyterLab (stop it with Ctrl-C)")
     os.chdir(workspace)
     os.execve(str(cmd[0]), [str(c) for c in cmd + extra], tool_env())

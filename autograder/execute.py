@@ -5,6 +5,7 @@ the venv, the repo's bpkit/ package at /opt/bpkit/bpkit, a private 1777 tmpfs /t
 writable place), uid/gid 65534, rlimits (CPU, address space, processes, file size, open files).
 The whole process group is killed after `wall` seconds.
 """
+import itertools
 import json
 import os
 import resource
@@ -19,6 +20,10 @@ from .config import HERE, REPO
 
 LIMITS = {"text": 100_000, "image": 1_000_000, "cell": 2_000_000, "notebook": 10_000_000}
 NOBODY = 65534
+# Each sandbox runs as its own unprivileged uid, so RLIMIT_NPROC (counted per uid, machine-wide)
+# is one submission's budget: a fork bomb cannot starve the submissions graded beside it.
+SANDBOX_UIDS = range(61000, 62000)
+_next_uid = itertools.count()
 
 
 def bwrap_path():
@@ -89,8 +94,9 @@ def bwrap_command(mpl, data, *, cpu, memory_mb, nproc=256, fsize_mb=64, tmp_mb=5
     for key, val in _env("/tmp/home", "/opt/bpkit").items():
         args += ["--setenv", key, val]
     args += ["--chdir", "/tmp", "--"]
-    args += ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups", "--",
-             "prlimit", "--cpu=%d:%d" % (cpu, cpu + 5), "--as=%d" % (memory_mb << 20),
+    uid = SANDBOX_UIDS[next(_next_uid) % len(SANDBOX_UIDS)]
+    args += ["setpriv", "--reuid=%d" % uid, "--regid=%d" % uid, "--clear-groups", "--",
+             "prlimit", "--cpu=%d:%d" % (cpu, cpu + 5),
              "--nproc=%d" % nproc, "--fsize=%d" % (fsize_mb << 20), "--nofile=512", "--core=0", "--",
              sys.executable, "/opt/grader/runner.py"]
     return args
@@ -103,7 +109,10 @@ def run(notebook, *, sandbox=True, cell_timeout=30, timeout=300, memory_mb=2048,
     problem is None, "killed" (ran over `timeout` + grace: process group killed) or a text
     describing a grader-side failure. result follows runner.py's documented format.
     """
+    # the memory limit is the kernel's alone (runner.py wraps the kernel in prlimit): the runner
+    # must survive receiving the kernel's largest allowed messages
     job = {"notebook": notebook, "cell_timeout": cell_timeout, "total_timeout": timeout,
+           "kernel_memory_mb": memory_mb,
            "probe": probe, "stop_after": stop_after, "limits": LIMITS, "variants": variants}
     cpu = int(timeout) + 10
     if sandbox:
@@ -130,7 +139,8 @@ def run(notebook, *, sandbox=True, cell_timeout=30, timeout=300, memory_mb=2048,
         mem = memory_mb << 20
 
         def preexec():
-            resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+            if not shutil.which("prlimit"):  # no per-kernel limit possible: limit the runner too
+                resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
             resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
             try:  # die with the grader (PR_SET_PDEATHSIG = 1, SIGKILL)

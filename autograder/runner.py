@@ -228,6 +228,21 @@ def _size(out):
     return total, kind
 
 
+def _limit_kernel_memory(memory_mb):
+    """Run the kernel under `prlimit --as`: a kernel spec in the private JUPYTER_DATA_DIR."""
+    import shutil
+    prlimit = shutil.which("prlimit")
+    data_dir = os.environ.get("JUPYTER_DATA_DIR")
+    if not (memory_mb and prlimit and data_dir):
+        return
+    spec_dir = os.path.join(data_dir, "kernels", "python3")
+    os.makedirs(spec_dir, exist_ok=True)
+    argv = [prlimit, "--as=%d" % (int(memory_mb) << 20), "--", sys.executable,
+            "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    with open(os.path.join(spec_dir, "kernel.json"), "w") as f:
+        json.dump({"argv": argv, "display_name": "Python 3", "language": "python"}, f)
+
+
 def main():
     t_start = time.monotonic()
     job = json.loads(sys.stdin.buffer.read())
@@ -240,6 +255,7 @@ def main():
         elif os.path.exists(src):
             shutil.copy(src, dst)
     os.chdir(job["workdir"])
+    _limit_kernel_memory(job.get("kernel_memory_mb"))
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     result_fd = os.dup(1)  # non-inheritable: the kernel never gets it

@@ -20,11 +20,13 @@ def numerical_gradient(f, x, eps=1e-6):
     grad = np.zeros(x.shape, dtype=np.float64)
     for idx in np.ndindex(x.shape):
         old = x[idx]
-        x[idx] = old + eps
-        f_plus = _scalar(f())
-        x[idx] = old - eps
-        f_minus = _scalar(f())
-        x[idx] = old
+        try:
+            x[idx] = old + eps
+            f_plus = _scalar(f())
+            x[idx] = old - eps
+            f_minus = _scalar(f())
+        finally:
+            x[idx] = old                     # x is left as it was, even if f() raises
         grad[idx] = (f_plus - f_minus) / (2 * eps)
     return grad
 

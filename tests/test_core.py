@@ -405,3 +405,24 @@ def test_public_functions_do_not_depend_on_each_other(name):
                 call()
     finally:
         fn.__code__ = saved
+
+
+def test_numerical_gradient_restores_x_when_f_raises():
+    x = np.array([1.0, 2.0])
+
+    def f():
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        bpkit.numerical_gradient(f, x)
+    assert x.tolist() == [1.0, 2.0]
+
+
+def test_sigmoid_prime_keeps_relative_precision_in_the_tails():
+    # reference: SymPy's derivative of 1/(1 + exp(-a)), evaluated with 40 digits
+    import sympy as sp
+    s = sp.Symbol("s")
+    dsig = sp.diff(1 / (1 + sp.exp(-s)), s)
+    for a in (30.0, -30.0, 700.0, -700.0):
+        exact = float(sp.N(dsig.subs(s, sp.Float(a, 40)), 40))
+        assert abs(bpkit.sigmoid_prime(a) - exact) <= 1e-12 * exact
