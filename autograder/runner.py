@@ -344,6 +344,20 @@ def main():
                              for o in outs)
         return info
 
+    def kernel_answers_after_interrupt():
+        """After a cell timeout: interrupt the kernel; True if it then runs `pass` within 5 s."""
+        client.km.interrupt_kernel()
+        ping = nbformat.v4.new_code_cell("pass")
+        exec_nb.cells.append(ping)
+        client.timeout = 5
+        try:
+            client.execute_cell(ping, len(exec_nb.cells) - 1)
+            return True
+        except (CellTimeoutError, DeadKernelError):
+            return False
+        finally:
+            exec_nb.cells.pop()
+
     def extra(source):
         """Run code outside the notebook's plan (snapshots, wrong-answer variants)."""
         c = nbformat.v4.new_code_cell(source)
@@ -357,17 +371,8 @@ def main():
             status = "timeout"
         finally:
             exec_nb.cells.pop()
-        if status == "timeout":
-            client.km.interrupt_kernel()
-            ping = nbformat.v4.new_code_cell("pass")
-            exec_nb.cells.append(ping)
-            client.timeout = 5
-            try:
-                client.execute_cell(ping, len(exec_nb.cells) - 1)
-            except CellTimeoutError:
-                raise DeadKernelError("kernel ignored the interrupt")
-            finally:
-                exec_nb.cells.pop()
+        if status == "timeout" and not kernel_answers_after_interrupt():
+            raise DeadKernelError("kernel ignored the interrupt")
         return cell_info(status, c.get("outputs", []))
 
     def run_variants(orig):
@@ -461,17 +466,9 @@ def main():
                 if status == "timeout":
                     info["ename"], info["evalue"] = "Timeout", "cell ran over %s s" % client.timeout
                     # interrupt; if the kernel does not come back, give up on the rest
-                    client.km.interrupt_kernel()
-                    ping = nbformat.v4.new_code_cell("pass")
-                    exec_nb.cells.append(ping)
-                    client.timeout = 5
-                    try:
-                        client.execute_cell(ping, len(exec_nb.cells) - 1)
-                    except (CellTimeoutError, DeadKernelError):
+                    if not kernel_answers_after_interrupt():
                         res["stuck"] = orig
                         break
-                    finally:
-                        exec_nb.cells.pop()
     except DeadKernelError:
         if res["kernel_died"] is None:
             res["kernel_died"] = 0
