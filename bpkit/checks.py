@@ -173,17 +173,29 @@ def _shape_message(name, got_shape, want_shape):
     return msg
 
 
+# The slips a wrong number or expression most often is: a sign and/or a factor 2 away.
+_FACTOR_SLIPS = ((-1.0, "it is the negative of the expected {noun}: check the sign"),
+                 (2.0, "it is 2 times the expected {noun}: check the factor 2{note}"),
+                 (0.5, "it is half the expected {noun}: check the factor 2{note}"),
+                 (-2.0, "it is -2 times the expected {noun}: check the sign and the factor 2"),
+                 (-0.5, "it is -1/2 times the expected {noun}: check the sign and the factor 2"))
+
+
+def factor_hint(got, want, close, noun, note=""):
+    """The _FACTOR_SLIPS message whose factor times want is close(...) to got, else None."""
+    for factor, text in _FACTOR_SLIPS:
+        if close(got, factor * want):
+            return text.format(noun=noun, note=note)
+    return None
+
+
 def _automatic_hint(got, want, rtol, atol):
     """Name a common slip (sign, factor 2, transpose of a square matrix) when it explains got."""
     if not np.any(np.abs(want) > atol):
         return None
-    for factor, text in ((-1.0, "it is the negative of the expected value: check the sign"),
-                         (2.0, "it is 2 times the expected value: check the factor 2 (or the 1/2 in E)"),
-                         (0.5, "it is half the expected value: check the factor 2 (or the 1/2 in E)"),
-                         (-2.0, "it is -2 times the expected value: check the sign and the factor 2"),
-                         (-0.5, "it is -1/2 times the expected value: check the sign and the factor 2")):
-        if _close(got, factor * want, rtol, atol):
-            return text
+    text = factor_hint(got, want, lambda g, w: _close(g, w, rtol, atol), "value", " (or the 1/2 in E)")
+    if text:
+        return text
     if got.ndim == 2 and got.shape[0] == got.shape[1] and _close(got, want.T, rtol, atol):
         return "it is the transpose of the expected matrix"
     return None
