@@ -546,9 +546,10 @@ def _(ctx, sub, st):
     write_nb(set_answer(ctx.solved(), "dP_dw1", FORK_BOMB), sub, st)
 
 
-# ("ok", 4): under its --memory limit the kernel may fail to serialise the 100 MB it buffered, so
-# no output arrives at all; the outputs stay bounded either way (test_outputs_bounded_...)
-@case("print_100mb", {("output_limit", 4), ("timeout", 4), ("ok", 4)})
+# Under its --memory limit the kernel may fail to serialise the 100 MB it buffered: then either no
+# output arrives at all ("ok", 4) or the kernel dies in that cell, whose test then scores 0
+# ("kernel_died", 2). The outputs stay bounded either way (test_outputs_bounded_...).
+@case("print_100mb", {("output_limit", 4), ("timeout", 4), ("ok", 4), ("kernel_died", 2)})
 def _(ctx, sub, st):
     """answers dP_dw1 right, then prints 100 MB in the same cell (may also hit the cell timeout)"""
     src = 'dP_dw1 = -11\nfor _ in range(100):\n    print("x" * (2**20 - 1))\n'
