@@ -28,7 +28,7 @@ def __bpkit_probe_install():
     import builtins, hashlib, json, sys, types
     _print, _stdout, _id, _sorted, _vars = builtins.print, sys.stdout, builtins.id, builtins.sorted, builtins.vars
     mods = {"builtins": builtins}
-    for name in ("numpy", "numpy.linalg", "bpkit", "bpkit.checks"):
+    for name in ("numpy", "numpy.linalg", "bpkit", "bpkit.course.checks"):
         try:
             __import__(name)
             mods[name] = sys.modules[name]

@@ -16,8 +16,9 @@ The same quantities in the four texts (Laux / Betke / Frermann / Micheli):
     update                 w -= eta delta x  w += r o_i o_j(1-o_j) beta_j  theta += eta delta a  w += eta delta o
 
 Modules: activations, losses, layers (one layer), network (forward, trace, backprop, MLP),
-unitwise (the same backprop with loops), gradcheck, optim, train, datasets. bpkit.symbolic,
-bpkit.checks and bpkit.plotting are imported on request (``from bpkit import checks``).
+unitwise (the same backprop with loops), gradcheck, optim, train, datasets; bpkit.symbolic
+checks every derivative with SymPy (``python -m bpkit.symbolic``). The course support (visible
+checks, plotting) is in bpkit.course, imported on request (``from bpkit.course import checks``).
 """
 from . import datasets, optim, unitwise
 from .activations import (ACTIVATIONS, Activation, activation, identity, identity_prime, relu,

@@ -568,7 +568,7 @@ def _wrong_form_hint(f_forms, points, ans_vals):
 
 
 def _automatic_hint(ans_vals, exp_vals):
-    from bpkit.checks import factor_hint  # checks imports this module lazily: no cycle
+    from bpkit.course.checks import factor_hint  # checks imports this module lazily: no cycle
     a, e = np.array(ans_vals), np.array(exp_vals)
     if not np.any(np.abs(e) > 1e-12):
         return None

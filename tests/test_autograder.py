@@ -170,7 +170,7 @@ def batch(fixture_course, tmp_path_factory):
     (subs / "empty" / "01_fix").mkdir(parents=True)
     put(subs, "renamed", src, name="my_work.ipynb")
     folder = put(subs, "extra", with_answer(src, "ex_x", "x = 2\nfrom bpkit import relu  # an alias is fine\n"
-                                                         "import bpkit.checks as ch"))
+                                                         "import bpkit.course.checks as ch"))
     (folder / "notes.txt").write_text("hello")
     (subs / "nofolder").mkdir()
     put(subs, "nofolder", src, assignment="99_unknown")

@@ -1,4 +1,4 @@
-"""bpkit.checks: the functions every notebook test cell calls."""
+"""bpkit.course.checks: the functions every notebook test cell calls."""
 import warnings
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 import sympy as sp
 
 import bpkit
-from bpkit import checks
-from bpkit.checks import NotAnswered, ReferenceUsed
+from bpkit.course import checks
+from bpkit.course.checks import NotAnswered, ReferenceUsed
 
 
 @pytest.fixture(autouse=True)

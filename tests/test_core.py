@@ -363,7 +363,7 @@ def test_import_bpkit_stays_light():
     import subprocess
     import sys
     code = ("import sys, bpkit; print(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('sympy', 'matplotlib', 'torch') or m in ('bpkit.symbolic', 'bpkit.checks', 'bpkit.plotting')))")
+            "('sympy', 'matplotlib', 'torch') or m in ('bpkit.symbolic', 'bpkit.course.checks', 'bpkit.course.plotting')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

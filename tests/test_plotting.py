@@ -1,4 +1,4 @@
-"""bpkit.plotting: each function returns a labelled Axes, draws what it promises, never warns."""
+"""bpkit.course.plotting: each function returns a labelled Axes, draws what it promises, never warns."""
 import io
 import warnings
 
@@ -11,8 +11,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 
-from bpkit import plotting  # noqa: E402
-from bpkit.plotting import OKABE_ITO  # noqa: E402
+from bpkit.course import plotting  # noqa: E402
+from bpkit.course.plotting import OKABE_ITO  # noqa: E402
 
 PALETTE = {c.lower() for c in OKABE_ITO.values()}
 

@@ -709,7 +709,7 @@ def _(ctx, sub, st):
 
 @case("patch_checks", {("flagged", 2)}, zero=("dP_dw1", "nth_prime"))
 def _(ctx, sub, st):
-    """bpkit.checks' functions replaced by no-ops, wrong dP_dw1 (in its answer cell)"""
+    """bpkit.course.checks' functions replaced by no-ops, wrong dP_dw1 (in its answer cell)"""
     src = """\
         for _name in ("check_number", "check_array", "check_expr", "check_gradient"):
             setattr(checks, _name, lambda *a, **k: None)

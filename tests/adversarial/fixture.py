@@ -32,7 +32,7 @@ MAX_SCORE = sum(POINTS.values())
 SETUP = """\
 import numpy as np
 import bpkit
-from bpkit import checks
+from bpkit.course import checks
 """
 
 RELU_ANSWER = '''\

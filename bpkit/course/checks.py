@@ -249,7 +249,7 @@ def check_expr(name, got, expected, variables, *, wrong_forms=None):
     got: SymPy expression or string (None -> NotAnswered). expected: SymPy expression. variables:
     list of symbols or dict {symbol: (low, high)}. wrong_forms: {hint message: wrong expression}.
     """
-    from . import symbolic
+    from .. import symbolic
 
     name = _name(name)
     if got is None:
@@ -268,7 +268,7 @@ def check_gradient(name, f, x, analytic, *, tol=1e-6):
     place and restored). analytic: the learner's gradient, same shape as x (None -> NotAnswered).
     Passes when bpkit.relative_error(analytic, numerical) <= tol.
     """
-    from .gradcheck import numerical_gradient, relative_error
+    from ..gradcheck import numerical_gradient, relative_error
 
     name = _name(name)
     if not callable(f):
@@ -317,7 +317,7 @@ def call(name, fn, *args, **kwargs):
 # ----------------------------------------------------------------------------------------------
 
 def _stub_template(*args, **kwargs):
-    from bpkit.checks import ReferenceUsed
+    from bpkit.course.checks import ReferenceUsed
     raise ReferenceUsed("MESSAGE")
 
 
