@@ -8,6 +8,7 @@ Setup is a local virtual environment in .venv (override with BPKIT_VENV), reinst
 pyproject.toml changes. `test` also installs the system packages the grader tests need
 (bubblewrap for the sandbox, chromium for the browser test) with apt-get when run as root.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,10 @@ def run(cmd: list, **kw) -> None:
     env = kw.pop("env", None) or tool_env()
     result = subprocess.run([str(c) for c in cmd], env=env, **kw)
     if result.returncode != 0:
-        die(f"command failed with exit code {result.returncode}: {' '.join(map(str, cmd))}",
-            result.returncode)
+        die(
+            f"command failed with exit code {result.returncode}: {' '.join(map(str, cmd))}",
+            result.returncode,
+        )
 
 
 def tool_env() -> dict:
@@ -55,15 +58,17 @@ def tool_env() -> dict:
 
 def ensure_venv(extras: str) -> None:
     """Create .venv on first use and (re)install the project when pyproject.toml changed."""
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 (tasks.py may run on an older python3)
         die(f"Python >= 3.10 is needed, this is {sys.version.split()[0]}")
     if not PY.exists():
         say(f"creating a virtual environment in {VENV} (first run only)")
         try:
             venv.EnvBuilder(with_pip=True).create(VENV)
         except Exception as exc:  # ensurepip missing on some Debian-like systems
-            die(f"could not create a virtual environment ({exc}); "
-                "on Debian/Ubuntu install it with: apt-get install python3-venv")
+            die(
+                f"could not create a virtual environment ({exc}); "
+                "on Debian/Ubuntu install it with: apt-get install python3-venv"
+            )
     stamp_file = VENV / "bpkit-install.json"
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     stamp = json.loads(stamp_file.read_text()) if stamp_file.exists() else {}
@@ -97,8 +102,11 @@ def ensure_system_packages() -> None:
         say(f"installing system packages: {' '.join(missing)}")
         quiet = {"stdout": subprocess.DEVNULL}
         run([apt, "update"], **quiet)
-        run([apt, "install", "-y", "--no-install-recommends", *missing],
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}, **quiet)
+        run(
+            [apt, "install", "-y", "--no-install-recommends", *missing],
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            **quiet,
+        )
         return
     how = f"sudo apt-get install -y {' '.join(missing)}"
     if os.environ.get("CI") == "true":
@@ -139,6 +147,9 @@ def cmd_lab(args: argparse.Namespace, extra: list) -> None:
 def cmd_test(args: argparse.Namespace, extra: list) -> None:
     ensure_venv("test")
     ensure_system_packages()
+    say("lint and format check (ruff, settings in pyproject.toml)")
+    run([BIN / "ruff", "check", "."], cwd=ROOT)
+    run([BIN / "ruff", "format", "--check", "."], cwd=ROOT)
     say("checking every SymPy derivative against bpkit's numeric one")
     run([PY, "-m", "bpkit.symbolic"], cwd=ROOT)
     say("running the test suite")
@@ -153,21 +164,31 @@ def main(argv: list | None = None) -> None:
     extra: list = []
     if "--" in argv:
         cut = argv.index("--")
-        argv, extra = argv[:cut], argv[cut + 1:]
-    parser = argparse.ArgumentParser(prog="python3 tasks.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+        argv, extra = argv[:cut], argv[cut + 1 :]
+    parser = argparse.ArgumentParser(
+        prog="python3 tasks.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     lab = sub.add_parser("lab", help="set up and start JupyterLab on your copy of the series")
-    lab.add_argument("--workspace", default=str(ROOT / "workspace"),
-                     help="folder with your own copies of the notebooks (default: workspace/)")
+    lab.add_argument(
+        "--workspace",
+        default=str(ROOT / "workspace"),
+        help="folder with your own copies of the notebooks (default: workspace/)",
+    )
     lab.add_argument("--port", type=int, default=0, help="port for JupyterLab (default: its own)")
     lab.add_argument("--no-browser", action="store_true", help="do not open a browser")
-    test = sub.add_parser("test", help="set up and run the whole test suite (extra args go to pytest)")
+    test = sub.add_parser(
+        "test", help="set up and run the whole test suite (extra args go to pytest)"
+    )
     test.add_argument("--workers", type=int, default=2, help="pytest-xdist workers (default 2)")
     args, unknown = parser.parse_known_args(argv)
     extra = unknown + extra
     if args.command == "lab" and unknown:
-        parser.error(f"unknown options for lab: {' '.join(unknown)} (pass JupyterLab options after --)")
+        parser.error(
+            f"unknown options for lab: {' '.join(unknown)} (pass JupyterLab options after --)"
+        )
     {"lab": cmd_lab, "test": cmd_test}[args.command](args, extra)
 
 

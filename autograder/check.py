@@ -1,11 +1,12 @@
 """check: a student runs their own notebook and sees, per exercise, passed / failed / not attempted."""
+
 import os
 import tempfile
 from pathlib import Path
 
 from . import execute
 from .config import UserError
-from .nbtools import clean_ename, exercise_of, graded_cells, nbg, read_notebook_text
+from .nbtools import clean_ename, exercise_of, graded_cells, read_notebook_text
 
 NOT_ANSWERED = ("NotAnswered", "NotImplementedError")
 
@@ -53,12 +54,19 @@ def check(path, out, cell_timeout=60):
     try:
         nb = read_notebook_text(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise UserError("%s is not a readable notebook: %s" % (path, exc))
+        raise UserError("%s is not a readable notebook: %s" % (path, exc)) from None
     if not any(g["kind"] == "test" for g in graded_cells(nb)):
         raise UserError("%s has no autograded test cells (nbgrader grade cells)" % path)
-    result, problem = execute.run(nb, sandbox=False, probe=False, cell_timeout=cell_timeout,
-                                  timeout=max(600, 4 * cell_timeout), memory_mb=8192,
-                                  mpl=mpl_cache(), cwd=path.resolve().parent)
+    result, problem = execute.run(
+        nb,
+        sandbox=False,
+        probe=False,
+        cell_timeout=cell_timeout,
+        timeout=max(600, 4 * cell_timeout),
+        memory_mb=8192,
+        mpl=mpl_cache(),
+        cwd=path.resolve().parent,
+    )
     if result is None:
         raise UserError("could not run %s: %s" % (path, problem))
     vs = verdicts(nb, result)
@@ -68,7 +76,11 @@ def check(path, out, cell_timeout=60):
     written = [g["grade_id"] for g in graded_cells(nb) if g["kind"] == "written"]
     for gid in written:
         out.write("%-*s  written answer: graded by the instructor\n" % (width, gid))
-    counts = {k: sum(1 for v, _ in vs.values() if v == k) for k in ("passed", "failed", "not attempted")}
-    out.write("%d passed, %d failed, %d not attempted\n" % (
-        counts["passed"], counts["failed"], counts["not attempted"]))
+    counts = {
+        k: sum(1 for v, _ in vs.values() if v == k) for k in ("passed", "failed", "not attempted")
+    }
+    out.write(
+        "%d passed, %d failed, %d not attempted\n"
+        % (counts["passed"], counts["failed"], counts["not attempted"])
+    )
     return 1 if counts["failed"] else 0

@@ -2,6 +2,7 @@
 
 Every user mistake: one line `autograder: error: ...` on stderr and exit code 2.
 """
+
 import argparse
 import sys
 
@@ -17,7 +18,7 @@ def _positive_int(text):
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError("expected a whole number, got %r" % text)
+        raise argparse.ArgumentTypeError("expected a whole number, got %r" % text) from None
     if value < 1:
         raise argparse.ArgumentTypeError("expected a number >= 1, got %r" % text)
     return value
@@ -27,7 +28,7 @@ def _positive_float(text):
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError("expected a number of seconds, got %r" % text)
+        raise argparse.ArgumentTypeError("expected a number of seconds, got %r" % text) from None
     if not value > 0:
         raise argparse.ArgumentTypeError("expected a number > 0, got %r" % text)
     return value
@@ -35,9 +36,14 @@ def _positive_float(text):
 
 def parser():
     p = _Parser(prog="python -m autograder", description="bpkit course tool (nbgrader based)")
-    p.add_argument("--course", help="course state folder (default: env BPKIT_COURSE_DIR or <repo>/course)")
+    p.add_argument(
+        "--course", help="course state folder (default: env BPKIT_COURSE_DIR or <repo>/course)"
+    )
     p.add_argument("--source", help="source notebooks folder (default: <repo>/notebooks)")
-    p.add_argument("--wrong-answers", help="folder of NN_slug.json wrong answers (default: autograder/wrong_answers)")
+    p.add_argument(
+        "--wrong-answers",
+        help="folder of NN_slug.json wrong answers (default: autograder/wrong_answers)",
+    )
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
     r = sub.add_parser("release", help="generate the student versions into <course>/release")
     r.add_argument("assignments", nargs="*", metavar="ASSIGNMENT")
@@ -65,20 +71,29 @@ def main(argv=None):
         course = Course(args.course, args.source)
         if args.command == "release":
             from .release import release
+
             return release(course, args.assignments, sys.stdout)
         if args.command == "grade":
             from .grading import Settings, grade
-            settings = Settings(jobs=args.jobs, sandbox=not args.no_sandbox,
-                                cell_timeout=args.cell_timeout, timeout=args.timeout,
-                                memory=args.memory)
+
+            settings = Settings(
+                jobs=args.jobs,
+                sandbox=not args.no_sandbox,
+                cell_timeout=args.cell_timeout,
+                timeout=args.timeout,
+                memory=args.memory,
+            )
             return grade(course, args.submissions, args.out, settings)
         if args.command == "check":
             from .check import check
+
             return check(args.notebook, sys.stdout)
         if args.command == "selfcheck":
             from .selfcheck import selfcheck
-            return selfcheck(course, args.assignments, sys.stdout, jobs=args.jobs,
-                             wrong_dir=args.wrong_answers)
+
+            return selfcheck(
+                course, args.assignments, sys.stdout, jobs=args.jobs, wrong_dir=args.wrong_answers
+            )
     except UserError as exc:
         sys.stderr.write("autograder: error: %s\n" % exc)
         return 2

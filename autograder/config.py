@@ -1,4 +1,5 @@
 """Course paths and the nbgrader configuration (loaded from autograder/nbgrader_config.py)."""
+
 import os
 import re
 from pathlib import Path
@@ -33,6 +34,7 @@ class Course:
     def config(self):
         if self._config is None:
             from traitlets.config.loader import PyFileConfigLoader
+
             self._config = PyFileConfigLoader("nbgrader_config.py", path=str(HERE)).load_config()
         return self._config
 
@@ -44,8 +46,11 @@ class Course:
         """Sorted names of the assignments in the source folder (NN_slug with NN_slug.ipynb)."""
         if not self.source.is_dir():
             return []
-        return sorted(p.name for p in self.source.iterdir()
-                      if p.is_dir() and any(p.glob("*.ipynb")) and not p.name.startswith("."))
+        return sorted(
+            p.name
+            for p in self.source.iterdir()
+            if p.is_dir() and any(p.glob("*.ipynb")) and not p.name.startswith(".")
+        )
 
     def notebooks(self, assignment):
         """Names (without .ipynb) of the source notebooks of an assignment, sorted."""
@@ -58,7 +63,9 @@ class Course:
         """Validate assignment names; [] means all. Raises UserError listing the valid ones."""
         valid = self.assignments()
         if not valid:
-            raise UserError("no assignments found in %s (expected NN_slug/NN_slug.ipynb)" % self.source)
+            raise UserError(
+                "no assignments found in %s (expected NN_slug/NN_slug.ipynb)" % self.source
+            )
         bad = [n for n in names if n not in valid]
         if bad:
             raise UserError("unknown assignment %s; valid: %s" % (", ".join(bad), ", ".join(valid)))

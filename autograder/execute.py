@@ -5,6 +5,7 @@ the venv, the repo's bpkit/ package at /opt/bpkit/bpkit, a private 1777 tmpfs /t
 writable place), uid/gid 65534, rlimits (CPU, address space, processes, file size, open files).
 The whole process group is killed after `wall` seconds.
 """
+
 import itertools
 import json
 import os
@@ -13,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from .config import HERE, REPO
@@ -36,21 +36,34 @@ def prepare_mpl_cache(folder):
     if not any(folder.glob("fontlist*.json")):
         folder.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, MPLCONFIGDIR=str(folder))
-        subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env=env,
-                       timeout=120, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-c", "import matplotlib.font_manager"],
+            env=env,
+            timeout=120,
+            capture_output=True,
+        )
     return folder
 
 
 def _env(home, pythonpath):
     return {
         "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
-        "HOME": home, "MPLCONFIGDIR": home + "/.config/matplotlib", "MPLBACKEND": "agg",
-        "IPYTHONDIR": home + "/.ipython", "JUPYTER_RUNTIME_DIR": home + "/runtime",
-        "JUPYTER_DATA_DIR": home + "/.local/share/jupyter", "JUPYTER_CONFIG_DIR": home + "/.jupyter",
-        "PYTHONPATH": pythonpath, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
-        "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-        "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TMPDIR": "/tmp" if pythonpath == "/opt/bpkit" else
-        str(Path(home).parent),
+        "HOME": home,
+        "MPLCONFIGDIR": home + "/.config/matplotlib",
+        "MPLBACKEND": "agg",
+        "IPYTHONDIR": home + "/.ipython",
+        "JUPYTER_RUNTIME_DIR": home + "/runtime",
+        "JUPYTER_DATA_DIR": home + "/.local/share/jupyter",
+        "JUPYTER_CONFIG_DIR": home + "/.jupyter",
+        "PYTHONPATH": pythonpath,
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "TMPDIR": "/tmp" if pythonpath == "/opt/bpkit" else str(Path(home).parent),
     }
 
 
@@ -68,20 +81,47 @@ def _dirs(path, seen):
 
 def bwrap_command(mpl, data, *, cpu, memory_mb, nproc=256, fsize_mb=64, tmp_mb=512):
     """The command line running runner.py inside the sandbox."""
-    args = [bwrap_path(), "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-            "--unshare-cgroup-try", "--die-with-parent", "--new-session",
-            "--ro-bind", "/usr", "/usr"]
+    args = [
+        bwrap_path(),
+        "--unshare-net",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--die-with-parent",
+        "--new-session",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+    ]
     for name in ("lib", "lib64", "bin", "sbin", "lib32"):
         p = Path("/" + name)
         if p.is_symlink():
             args += ["--symlink", os.readlink(p), "/" + name]
         elif p.is_dir():
             args += ["--ro-bind", str(p), "/" + name]
-    args += ["--ro-bind", "/etc", "/etc", "--proc", "/proc", "--dev", "/dev",
-             "--perms", "1777", "--size", str(tmp_mb << 20), "--tmpfs", "/tmp"]
+    args += [
+        "--ro-bind",
+        "/etc",
+        "/etc",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--perms",
+        "1777",
+        "--size",
+        str(tmp_mb << 20),
+        "--tmpfs",
+        "/tmp",
+    ]
     seen = {"/tmp"}
-    mounts = [(sys.base_prefix, sys.base_prefix), (sys.prefix, sys.prefix),
-              (str(REPO / "bpkit"), "/opt/bpkit/bpkit"), (str(HERE / "runner.py"), "/opt/grader/runner.py")]
+    mounts = [
+        (sys.base_prefix, sys.base_prefix),
+        (sys.prefix, sys.prefix),
+        (str(REPO / "bpkit"), "/opt/bpkit/bpkit"),
+        (str(HERE / "runner.py"), "/opt/grader/runner.py"),
+    ]
     if mpl:
         mounts.append((str(mpl), "/opt/mplcache"))
     if data:
@@ -95,15 +135,40 @@ def bwrap_command(mpl, data, *, cpu, memory_mb, nproc=256, fsize_mb=64, tmp_mb=5
         args += ["--setenv", key, val]
     args += ["--chdir", "/tmp", "--"]
     uid = SANDBOX_UIDS[next(_next_uid) % len(SANDBOX_UIDS)]
-    args += ["setpriv", "--reuid=%d" % uid, "--regid=%d" % uid, "--clear-groups", "--",
-             "prlimit", "--cpu=%d:%d" % (cpu, cpu + 5),
-             "--nproc=%d" % nproc, "--fsize=%d" % (fsize_mb << 20), "--nofile=512", "--core=0", "--",
-             sys.executable, "/opt/grader/runner.py"]
+    args += [
+        "setpriv",
+        "--reuid=%d" % uid,
+        "--regid=%d" % uid,
+        "--clear-groups",
+        "--",
+        "prlimit",
+        "--cpu=%d:%d" % (cpu, cpu + 5),
+        "--nproc=%d" % nproc,
+        "--fsize=%d" % (fsize_mb << 20),
+        "--nofile=512",
+        "--core=0",
+        "--",
+        sys.executable,
+        "/opt/grader/runner.py",
+    ]
     return args
 
 
-def run(notebook, *, sandbox=True, cell_timeout=30, timeout=300, memory_mb=2048, probe=True,
-        stop_after=None, mpl=None, data=None, scratch=None, cwd=None, variants=None):
+def run(
+    notebook,
+    *,
+    sandbox=True,
+    cell_timeout=30,
+    timeout=300,
+    memory_mb=2048,
+    probe=True,
+    stop_after=None,
+    mpl=None,
+    data=None,
+    scratch=None,
+    cwd=None,
+    variants=None,
+):
     """Execute a notebook (nbformat node) with runner.py. Returns (result dict or None, problem).
 
     problem is None, "killed" (ran over `timeout` + grace: process group killed) or a text
@@ -111,9 +176,16 @@ def run(notebook, *, sandbox=True, cell_timeout=30, timeout=300, memory_mb=2048,
     """
     # the memory limit is the kernel's alone (runner.py wraps the kernel in prlimit): the runner
     # must survive receiving the kernel's largest allowed messages
-    job = {"notebook": notebook, "cell_timeout": cell_timeout, "total_timeout": timeout,
-           "kernel_memory_mb": memory_mb,
-           "probe": probe, "stop_after": stop_after, "limits": LIMITS, "variants": variants}
+    job = {
+        "notebook": notebook,
+        "cell_timeout": cell_timeout,
+        "total_timeout": timeout,
+        "kernel_memory_mb": memory_mb,
+        "probe": probe,
+        "stop_after": stop_after,
+        "limits": LIMITS,
+        "variants": variants,
+    }
     cpu = int(timeout) + 10
     if sandbox:
         home = "/tmp/home"
@@ -126,6 +198,7 @@ def run(notebook, *, sandbox=True, cell_timeout=30, timeout=300, memory_mb=2048,
         env, preexec, run_cwd = None, None, "/"
     else:
         import tempfile
+
         scratch = scratch or tempfile.mkdtemp(prefix="bpkit-run-")
         home = os.path.join(scratch, "home")
         job["workdir"] = str(cwd) if cwd else os.path.join(scratch, "work")
@@ -145,13 +218,22 @@ def run(notebook, *, sandbox=True, cell_timeout=30, timeout=300, memory_mb=2048,
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
             try:  # die with the grader (PR_SET_PDEATHSIG = 1, SIGKILL)
                 import ctypes
+
                 ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)
             except Exception:
                 pass
+
         run_cwd = "/"
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env, preexec_fn=preexec, cwd=run_cwd,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        preexec_fn=preexec,
+        cwd=run_cwd,
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(json.dumps(job).encode(), timeout=timeout + 15)
     except subprocess.TimeoutExpired:

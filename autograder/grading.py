@@ -1,5 +1,6 @@
 """grade: sandboxed, parallel, resumable grading of a submitted/ tree into CSVs, feedback and the
 nbgrader gradebook. See autograder/README.md for the status rules."""
+
 import csv
 import hashlib
 import json
@@ -9,23 +10,37 @@ import stat
 import sys
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-
-import warnings
 
 import nbformat
 
 from . import execute
 from .config import NAME_RE, UserError
-from .nbtools import (clean_ename, fmt, graded_cells, nbg, exercise_of, prepare_submission,
-                      read_notebook_text)
+from .nbtools import (
+    exercise_of,
+    fmt,
+    graded_cells,
+    nbg,
+    prepare_submission,
+    read_notebook_text,
+)
 
 GRADER_VERSION = "1"
 MAX_BYTES = 20 << 20
-PRIORITY = ["invalid", "missing", "error", "flagged", "memory", "kernel_died", "timeout",
-            "output_limit", "ok"]
+PRIORITY = [
+    "invalid",
+    "missing",
+    "error",
+    "flagged",
+    "memory",
+    "kernel_died",
+    "timeout",
+    "output_limit",
+    "ok",
+]
 
 
 @dataclass
@@ -42,7 +57,7 @@ class Task:
     student: str
     assignment: str
     folder: Path | None
-    status: str | None = None   # set when decided without running (invalid/missing)
+    status: str | None = None  # set when decided without running (invalid/missing)
     reason: str = ""
     key: str = ""
 
@@ -64,15 +79,17 @@ def _read_regular(path, limit=MAX_BYTES):
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as exc:
         if os.path.islink(path):
-            raise ValueError("%s is a symbolic link" % Path(path).name)
-        raise ValueError("%s cannot be read (%s)" % (Path(path).name, exc.strerror))
+            raise ValueError("%s is a symbolic link" % Path(path).name) from None
+        raise ValueError("%s cannot be read (%s)" % (Path(path).name, exc.strerror)) from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise ValueError("%s is not a regular file" % Path(path).name)
         if st.st_size > limit:
-            raise ValueError("%s is %.1f MB, over the %d MB limit" % (
-                Path(path).name, st.st_size / 2**20, limit >> 20))
+            raise ValueError(
+                "%s is %.1f MB, over the %d MB limit"
+                % (Path(path).name, st.st_size / 2**20, limit >> 20)
+            )
         with os.fdopen(os.dup(fd), "rb") as f:
             data = f.read(limit + 1)
         if len(data) > limit:
@@ -89,18 +106,23 @@ class Grader:
         self.outdir = Path(outdir)
         if not self.subdir.is_dir():
             raise UserError("submissions folder %s does not exist or is not a folder" % submissions)
-        if self.outdir.resolve() == self.subdir.resolve() or \
-                self.subdir.resolve() in self.outdir.resolve().parents:
+        if (
+            self.outdir.resolve() == self.subdir.resolve()
+            or self.subdir.resolve() in self.outdir.resolve().parents
+        ):
             raise UserError("--out must not be inside the submissions folder %s" % submissions)
         if settings.jobs < 1:
             raise UserError("--jobs must be >= 1, got %d" % settings.jobs)
         for name in ("cell_timeout", "timeout", "memory"):
             if getattr(settings, name) <= 0:
-                raise UserError("--%s must be > 0, got %s" % (name.replace("_", "-"),
-                                                             getattr(settings, name)))
+                raise UserError(
+                    "--%s must be > 0, got %s" % (name.replace("_", "-"), getattr(settings, name))
+                )
         if settings.sandbox and not execute.bwrap_path():
-            raise UserError("bubblewrap (bwrap) not found: install it, or pass --no-sandbox "
-                            "to run submissions unconfined")
+            raise UserError(
+                "bubblewrap (bwrap) not found: install it, or pass --no-sandbox "
+                "to run submissions unconfined"
+            )
         self.known = course.assignments()
         if not self.known:
             raise UserError("no assignments found in %s" % course.source)
@@ -116,14 +138,18 @@ class Grader:
             if path.is_symlink():
                 students[entry] = ("invalid", "student folder is a symbolic link")
             elif not path.is_dir():
-                self.log.write("autograder: ignoring file %s at the top of the submissions\n" % entry)
+                self.log.write(
+                    "autograder: ignoring file %s at the top of the submissions\n" % entry
+                )
             elif not NAME_RE.match(entry):
                 students[entry] = ("invalid", "odd student folder name %r" % entry)
             else:
                 students[entry] = None
         if not students:
-            raise UserError("no student folders in %s (expected <student>/<assignment>/"
-                            "<notebook>.ipynb)" % self.subdir)
+            raise UserError(
+                "no student folders in %s (expected <student>/<assignment>/"
+                "<notebook>.ipynb)" % self.subdir
+            )
         scope, extra = set(), []
         for student, problem in students.items():
             if problem:
@@ -133,8 +159,11 @@ class Grader:
                 if entry in self.known:
                     scope.add(entry)
                 elif path.is_dir() and not entry.startswith("."):
-                    extra.append(Task(student, entry, path, "invalid",
-                                      "unknown assignment folder %r" % entry))
+                    extra.append(
+                        Task(
+                            student, entry, path, "invalid", "unknown assignment folder %r" % entry
+                        )
+                    )
         if not scope:
             scope = set()
         tasks = list(extra)
@@ -145,16 +174,26 @@ class Grader:
                     continue
                 folder = self.subdir / student / assignment
                 if not folder.exists() and not folder.is_symlink():
-                    tasks.append(Task(student, assignment, None, "missing",
-                                      "no folder %s" % assignment))
+                    tasks.append(
+                        Task(student, assignment, None, "missing", "no folder %s" % assignment)
+                    )
                 elif folder.is_symlink() or not folder.is_dir():
-                    tasks.append(Task(student, assignment, folder, "invalid",
-                                      "%s is a symbolic link or not a folder" % assignment))
+                    tasks.append(
+                        Task(
+                            student,
+                            assignment,
+                            folder,
+                            "invalid",
+                            "%s is a symbolic link or not a folder" % assignment,
+                        )
+                    )
                 else:
                     tasks.append(Task(student, assignment, folder))
         if not tasks:
-            raise UserError("no assignment folders of known assignments (%s) in %s" % (
-                ", ".join(self.known), self.subdir))
+            raise UserError(
+                "no assignment folders of known assignments (%s) in %s"
+                % (", ".join(self.known), self.subdir)
+            )
         return sorted(tasks, key=lambda t: (t.student, t.assignment)), sorted(scope)
 
     def load_sources(self, scope):
@@ -165,8 +204,11 @@ class Grader:
                 raw = self.course.source_path(a, name).read_bytes()
                 self.src_bytes[(a, name)] = raw
                 self.sources[(a, name)] = nbformat.reads(raw.decode(), as_version=4)
-            files = [p for p in sorted((self.course.source / a).iterdir())
-                     if p.suffix != ".ipynb" and not p.name.startswith(".")]
+            files = [
+                p
+                for p in sorted((self.course.source / a).iterdir())
+                if p.suffix != ".ipynb" and not p.name.startswith(".")
+            ]
             self.data[a] = None
             if files:
                 dest = cache / "data" / a
@@ -179,8 +221,21 @@ class Grader:
     def key_of(self, task):
         h = hashlib.sha256()
         s = self.settings
-        h.update(json.dumps([GRADER_VERSION, s.sandbox, s.cell_timeout, s.timeout, s.memory,
-                             task.student, task.assignment, task.status, task.reason]).encode())
+        h.update(
+            json.dumps(
+                [
+                    GRADER_VERSION,
+                    s.sandbox,
+                    s.cell_timeout,
+                    s.timeout,
+                    s.memory,
+                    task.student,
+                    task.assignment,
+                    task.status,
+                    task.reason,
+                ]
+            ).encode()
+        )
         for name in self.course.notebooks(task.assignment):
             h.update(self.src_bytes.get((task.assignment, name), b""))
             if task.folder is not None and task.status is None:
@@ -215,13 +270,22 @@ class Grader:
                 if not expected & set(entries):  # named in the "renamed?" reason instead
                     others = [e for e in others if not e.endswith(".ipynb")]
             if others:
-                reasons.append("ignored extra files: %s%s" % (
-                    ", ".join(repr(e) if not NAME_RE.match(e) else e for e in others[:5]),
-                    " ..." if len(others) > 5 else ""))
+                reasons.append(
+                    "ignored extra files: %s%s"
+                    % (
+                        ", ".join(repr(e) if not NAME_RE.match(e) else e for e in others[:5]),
+                        " ..." if len(others) > 5 else "",
+                    )
+                )
         for name in names:
             src = self.sources[(a, name)]
-            nb_res = {"grades": {g["grade_id"]: (0.0 if g["kind"] == "test" else None)
-                                 for g in graded_cells(src)}, "review": [], "feedback": None}
+            nb_res = {
+                "grades": {
+                    g["grade_id"]: (0.0 if g["kind"] == "test" else None) for g in graded_cells(src)
+                },
+                "review": [],
+                "feedback": None,
+            }
             res["notebooks"][name] = nb_res
             if skip:
                 continue
@@ -229,8 +293,10 @@ class Grader:
             if not path.exists() and not path.is_symlink():
                 found = [e for e in os.listdir(task.folder) if e.endswith(".ipynb")]
                 statuses.append("missing")
-                reasons.append("no %s.ipynb%s" % (name, " (found %s: renamed?)" % ", ".join(found)
-                                                   if found else ""))
+                reasons.append(
+                    "no %s.ipynb%s"
+                    % (name, " (found %s: renamed?)" % ", ".join(found) if found else "")
+                )
                 continue
             try:
                 sub = read_notebook_text(_read_regular(path).decode("utf-8"))
@@ -245,9 +311,15 @@ class Grader:
             prepared, notes = prepare_submission(sub, src)
             reasons.extend(notes)
             s = self.settings
-            result, problem = execute.run(prepared, sandbox=s.sandbox, cell_timeout=s.cell_timeout,
-                                          timeout=s.timeout, memory_mb=s.memory, mpl=self.mpl,
-                                          data=self.data.get(a))
+            result, problem = execute.run(
+                prepared,
+                sandbox=s.sandbox,
+                cell_timeout=s.cell_timeout,
+                timeout=s.timeout,
+                memory_mb=s.memory,
+                mpl=self.mpl,
+                data=self.data.get(a),
+            )
             st, why = self.score(src, prepared, result, problem, nb_res)
             statuses.extend(st)
             reasons.extend(why)
@@ -269,25 +341,33 @@ class Grader:
         statuses, reasons = [], []
         if result is None:
             if problem == "killed":
-                return ["timeout"], ["submission ran over the %s s limit and was killed" %
-                                     fmt(self.settings.timeout)]
+                return ["timeout"], [
+                    "submission ran over the %s s limit and was killed" % fmt(self.settings.timeout)
+                ]
             return ["error"], ["grader error: %s" % problem]
         cells = result["cells"]
-        index = {nbg(c).get("grade_id"): i for i, c in enumerate(prepared.cells)
-                 if nbg(c).get("grade_id")}
+        index = {
+            nbg(c).get("grade_id"): i
+            for i, c in enumerate(prepared.cells)
+            if nbg(c).get("grade_id")
+        }
 
         def label(i):
             if i is None:
                 return "?"
             gid = nbg(prepared.cells[i]).get("grade_id") if 0 <= i < len(prepared.cells) else None
             return gid or "#%d" % (i + 1)
+
         # integrity
         bad_probe, patched = {}, []
         baseline = result.get("baseline")
         for p in result.get("probes", []):
             tag = p["tag"]
-            ok = p.get("line") is not None and (tag == "start" or p.get("digest") == baseline) \
+            ok = (
+                p.get("line") is not None
+                and (tag == "start" or p.get("digest") == baseline)
                 and not p.get("changed")
+            )
             if not ok:
                 patched.extend(p.get("changed") or ["integrity probe output missing or altered"])
                 if isinstance(tag, list):
@@ -299,9 +379,13 @@ class Grader:
             patched.append("integrity probe could not run")
         if patched:
             statuses.append("flagged")
-            reasons.append("integrity: %s (tests run after it get no automatic credit)"
-                           % ", ".join(x if x.startswith(("copy of", "name '")) or "probe" in x
-                                       else "changed " + x for x in dict.fromkeys(patched)))
+            reasons.append(
+                "integrity: %s (tests run after it get no automatic credit)"
+                % ", ".join(
+                    x if x.startswith(("copy of", "name '")) or "probe" in x else "changed " + x
+                    for x in dict.fromkeys(patched)
+                )
+            )
         first_bad = min([k for k in bad_probe if k != "all"], default=None)
         for g in graded_cells(src):
             if g["kind"] != "test":
@@ -326,22 +410,32 @@ class Grader:
             reasons.append("MemoryError (limit %d MB)" % self.settings.memory)
         if result.get("kernel_died") is not None:
             statuses.append("kernel_died")
-            reasons.append("kernel died in cell %s (later tests score 0)" % label(result["kernel_died"]))
+            reasons.append(
+                "kernel died in cell %s (later tests score 0)" % label(result["kernel_died"])
+            )
         timeouts = [int(i) for i, c in cells.items() if c.get("status") == "timeout"]
         for i in sorted(timeouts):
             statuses.append("timeout")
-            reasons.append("cell %s ran over %s s (interrupted)" % (label(i), fmt(self.settings.cell_timeout)))
+            reasons.append(
+                "cell %s ran over %s s (interrupted)" % (label(i), fmt(self.settings.cell_timeout))
+            )
         if result.get("stuck") is not None:
-            reasons.append("cell %s ignored the interrupt: kernel stopped, later cells not run"
-                           % label(result["stuck"]))
+            reasons.append(
+                "cell %s ignored the interrupt: kernel stopped, later cells not run"
+                % label(result["stuck"])
+            )
         if result.get("deadline") is not None:
             statuses.append("timeout")
-            reasons.append("submission ran over %s s: cells from %s on not run" % (
-                fmt(self.settings.timeout), label(result["deadline"])))
+            reasons.append(
+                "submission ran over %s s: cells from %s on not run"
+                % (fmt(self.settings.timeout), label(result["deadline"]))
+            )
         if result.get("output_limit"):
             statuses.append("output_limit")
-            reasons.append("output over the size limit removed in cell %s" %
-                           ", ".join(label(i) for i in result["output_limit"]))
+            reasons.append(
+                "output over the size limit removed in cell %s"
+                % ", ".join(label(i) for i in result["output_limit"])
+            )
         return statuses, reasons
 
     # ---------- main ----------
@@ -355,19 +449,27 @@ class Grader:
         for t in tasks:
             t.key = self.key_of(t)
             cached = _load_state(state_dir, t)
-            if cached and all((self.outdir / nb["feedback"]).exists()
-                              for nb in cached["notebooks"].values() if nb.get("feedback")):
+            if cached and all(
+                (self.outdir / nb["feedback"]).exists()
+                for nb in cached["notebooks"].values()
+                if nb.get("feedback")
+            ):
                 results[(t.student, t.assignment)] = cached
             else:
                 todo.append(t)
         total = len(tasks)
         if results:
-            self.log.write("autograder: %d of %d submissions already graded (resuming)\n"
-                           % (len(results), total))
+            self.log.write(
+                "autograder: %d of %d submissions already graded (resuming)\n"
+                % (len(results), total)
+            )
         if not self.settings.sandbox:
-            self.log.write("autograder: WARNING: --no-sandbox: submissions run unconfined with "
-                           "your permissions\n")
+            self.log.write(
+                "autograder: WARNING: --no-sandbox: submissions run unconfined with "
+                "your permissions\n"
+            )
         from nbgrader.api import Gradebook
+
         warnings.filterwarnings("ignore", module="nbgrader")  # SQLAlchemy autoflush notes
         warnings.filterwarnings("ignore", message=".*not in session.*")
         gb = Gradebook(self.course.db_url, course_id="bpkit")
@@ -385,10 +487,21 @@ class Grader:
                     elapsed = time.monotonic() - t0
                     finished = done - (total - len(todo))
                     eta = elapsed / finished * (total - done) if finished else 0
-                    self.log.write("[%d/%d] %s/%s %s %s/%s (%.1f s) elapsed %.1f s, ETA %.1f s\n" % (
-                        done, total, res["student"], res["assignment"], res["status"],
-                        fmt(res.get("score")), fmt(res.get("max_score")), res.get("seconds", 0),
-                        elapsed, eta))
+                    self.log.write(
+                        "[%d/%d] %s/%s %s %s/%s (%.1f s) elapsed %.1f s, ETA %.1f s\n"
+                        % (
+                            done,
+                            total,
+                            res["student"],
+                            res["assignment"],
+                            res["status"],
+                            fmt(res.get("score")),
+                            fmt(res.get("max_score")),
+                            res.get("seconds", 0),
+                            elapsed,
+                            eta,
+                        )
+                    )
                     self.log.flush()
         finally:
             gb.close()
@@ -400,25 +513,47 @@ class Grader:
             return self.process(task)
         except Exception as exc:  # a grader fault on one submission must not stop the batch
             names = self.course.notebooks(task.assignment) if task.assignment in self.known else []
-            return {"student": task.student, "assignment": task.assignment, "key": task.key,
-                    "status": "error", "seconds": 0, "reason": "grader error: %s: %s" % (type(exc).__name__, exc),
-                    "notebooks": {n: {"grades": {g["grade_id"]: (0.0 if g["kind"] == "test" else None)
-                                                 for g in graded_cells(self.sources[(task.assignment, n)])},
-                                      "review": [], "feedback": None} for n in names}}
+            return {
+                "student": task.student,
+                "assignment": task.assignment,
+                "key": task.key,
+                "status": "error",
+                "seconds": 0,
+                "reason": "grader error: %s: %s" % (type(exc).__name__, exc),
+                "notebooks": {
+                    n: {
+                        "grades": {
+                            g["grade_id"]: (0.0 if g["kind"] == "test" else None)
+                            for g in graded_cells(self.sources[(task.assignment, n)])
+                        },
+                        "review": [],
+                        "feedback": None,
+                    }
+                    for n in names
+                },
+            }
 
     def commit(self, gb, res, state_dir):
         """Main thread only: autograded copy, gradebook upsert, then the state file."""
         for name, nb_res in res["notebooks"].items():
             executed = nb_res.pop("executed", None)
             if executed is not None and NAME_RE.match(res["student"]):
-                path = self.course.root / "autograded" / res["student"] / res["assignment"] / (name + ".ipynb")
+                path = (
+                    self.course.root
+                    / "autograded"
+                    / res["student"]
+                    / res["assignment"]
+                    / (name + ".ipynb")
+                )
                 _atomic_write(path, nbformat.writes(executed))
         write_gradebook(gb, res, self.sources)
         _atomic_write(_state_path(state_dir, res["student"], res["assignment"]), json.dumps(res))
 
 
 def _state_path(state_dir, student, assignment):
-    return state_dir / (hashlib.sha1(json.dumps([student, assignment]).encode()).hexdigest() + ".json")
+    return state_dir / (
+        hashlib.sha1(json.dumps([student, assignment]).encode()).hexdigest() + ".json"
+    )
 
 
 def _load_state(state_dir, task):
@@ -433,7 +568,9 @@ def _load_state(state_dir, task):
 def ensure_gradebook(course, scope, sources):
     """Make sure each assignment is in the gradebook with the source's grade cells (else release)."""
     from nbgrader.api import Gradebook, MissingEntry
+
     from .release import generate
+
     stale = []
     course.root.mkdir(parents=True, exist_ok=True)
     if (course.root / "gradebook.db").exists():
@@ -443,7 +580,9 @@ def ensure_gradebook(course, scope, sources):
                     for name in course.notebooks(a):
                         nb = gb.find_notebook(name, a)
                         have = {(c.name, float(c.max_score)) for c in nb.grade_cells}
-                        want = {(g["grade_id"], g["points"]) for g in graded_cells(sources[(a, name)])}
+                        want = {
+                            (g["grade_id"], g["points"]) for g in graded_cells(sources[(a, name)])
+                        }
                         if have != want:
                             raise MissingEntry()
                 except MissingEntry:
@@ -457,11 +596,13 @@ def ensure_gradebook(course, scope, sources):
 def write_gradebook(gb, res, sources):
     """Upsert student, submission and auto scores (idempotent); fills res score/max_score/rows."""
     from nbgrader.api import MissingEntry
+
     student, a = res["student"], res["assignment"]
     rows, total, max_total = [], 0.0, 0.0
     # no submission record for rows without a readable notebook (nbgrader export shows 0)
-    use_gb = bool(NAME_RE.match(student) and res["notebooks"]
-                  and res["status"] not in ("invalid", "missing"))
+    use_gb = bool(
+        NAME_RE.match(student) and res["notebooks"] and res["status"] not in ("invalid", "missing")
+    )
     if NAME_RE.match(student) and res["notebooks"]:
         gb.update_or_create_student(student)
     if use_gb:
@@ -495,8 +636,16 @@ def write_csvs(outdir, results, sources):
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["student", "assignment", "score", "max_score", "status", "reason"])
         for r in results:
-            w.writerow([r["student"], r["assignment"], fmt(r["score"]), fmt(r["max_score"]),
-                        r["status"], r["reason"]])
+            w.writerow(
+                [
+                    r["student"],
+                    r["assignment"],
+                    fmt(r["score"]),
+                    fmt(r["max_score"]),
+                    r["status"],
+                    r["reason"],
+                ]
+            )
     os.replace(outdir / "grades.csv.tmp", outdir / "grades.csv")
     with open(outdir / "exercises.csv.tmp", "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
@@ -512,16 +661,30 @@ _local = threading.local()
 def feedback_html(executed, task, name, nb_res, statuses, reasons):
     """HTML feedback: a summary cell (status, reason, per test cell) then the executed notebook."""
     from nbconvert import HTMLExporter
+
     if not hasattr(_local, "exporter"):
         _local.exporter = HTMLExporter(template_name="classic")
-    lines = ["## Feedback: %s / %s / %s" % (task.student, task.assignment, name), "",
-             "| test cell | score | points |", "|---|---|---|"]
-    src_points = {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"].get("points", 0)
-                  for c in executed.cells if nbg(c).get("grade")}
+    lines = [
+        "## Feedback: %s / %s / %s" % (task.student, task.assignment, name),
+        "",
+        "| test cell | score | points |",
+        "|---|---|---|",
+    ]
+    src_points = {
+        c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"].get("points", 0)
+        for c in executed.cells
+        if nbg(c).get("grade")
+    }
     for gid, score in nb_res["grades"].items():
-        shown = "needs review" if gid in nb_res["review"] else ("graded by hand" if score is None else fmt(score))
-        lines.append("| %s | %s | %s |" % (gid, shown, fmt(src_points.get(gid, ""))
-                                            if src_points.get(gid, "") != "" else ""))
+        shown = (
+            "needs review"
+            if gid in nb_res["review"]
+            else ("graded by hand" if score is None else fmt(score))
+        )
+        lines.append(
+            "| %s | %s | %s |"
+            % (gid, shown, fmt(src_points.get(gid, "")) if src_points.get(gid, "") != "" else "")
+        )
     status = min(statuses + ["ok"], key=PRIORITY.index)
     lines += ["", "Status: **%s**" % status]
     if reasons:

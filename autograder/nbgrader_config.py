@@ -4,6 +4,7 @@ Used by nbgrader's own commands run from this folder (`cd autograder && nbgrader
 by `python -m autograder`. Paths: env BPKIT_COURSE_DIR (default: <repo>/course) and
 BPKIT_SOURCE_DIR (default: <repo>/notebooks).
 """
+
 import os
 
 c = get_config()  # noqa: F821 (provided by traitlets when nbgrader loads this file)

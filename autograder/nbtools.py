@@ -1,4 +1,5 @@
 """Notebook helpers shared by release, grade, check and selfcheck (host side)."""
+
 import copy
 import re
 
@@ -31,8 +32,14 @@ def graded_cells(nb):
         md = nbg(cell)
         if md.get("grade") and md.get("grade_id"):
             kind = "test" if cell.cell_type == "code" else "written"
-            out.append({"grade_id": md["grade_id"], "kind": kind,
-                        "points": float(md.get("points", 0) or 0), "index": i})
+            out.append(
+                {
+                    "grade_id": md["grade_id"],
+                    "kind": kind,
+                    "points": float(md.get("points", 0) or 0),
+                    "index": i,
+                }
+            )
     return out
 
 
@@ -68,8 +75,11 @@ def prepare_submission(sub, src):
                 del cell.metadata["nbgrader"]
             continue
         if gid in seen or gid not in src_cells:
-            what = "duplicate grade_id %s: later copies ignored" if gid in seen else \
-                "cell with unknown grade_id %s ignored"
+            what = (
+                "duplicate grade_id %s: later copies ignored"
+                if gid in seen
+                else "cell with unknown grade_id %s ignored"
+            )
             notes.append(what % gid)
             del cell.metadata["nbgrader"]
             continue
@@ -81,7 +91,9 @@ def prepare_submission(sub, src):
             if cell.cell_type != ref.cell_type:
                 notes.append("cell %s retyped (restored to %s)" % (gid, ref.cell_type))
             elif is_test(ref) and cell.get("source", "").strip() not in (
-                    ref.source.strip(), without_hidden_tests(ref.source).strip()):
+                ref.source.strip(),
+                without_hidden_tests(ref.source).strip(),
+            ):
                 notes.append("restored edited test cell %s" % gid)
             _replace(cell, ref)
         else:
@@ -96,7 +108,9 @@ def prepare_submission(sub, src):
         notes.append("grade cells reordered")
     for g in graded_cells(src):
         if g["kind"] == "test" and g["grade_id"] not in seen:
-            notes.append("test cell %s deleted (%s points lost)" % (g["grade_id"], fmt(g["points"])))
+            notes.append(
+                "test cell %s deleted (%s points lost)" % (g["grade_id"], fmt(g["points"]))
+            )
     return nb, notes
 
 
@@ -145,7 +159,13 @@ def strip_foreign_metadata(nb):
 
 def student_version(src, config=None):
     """The student notebook nbgrader would release (solutions and hidden tests stripped)."""
-    from nbgrader.preprocessors import ClearHiddenTests, ClearMarkScheme, ClearOutput, ClearSolutions
+    from nbgrader.preprocessors import (
+        ClearHiddenTests,
+        ClearMarkScheme,
+        ClearOutput,
+        ClearSolutions,
+    )
+
     nb = copy.deepcopy(src)
     resources = {}
     for pp in (ClearSolutions, ClearHiddenTests, ClearMarkScheme, ClearOutput):
@@ -164,19 +184,23 @@ def clean_ename(info):
 def read_notebook_text(text):
     """Parse and validate notebook JSON text; raises ValueError with a reason."""
     import json
+
     try:
         data = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError("not valid JSON (%s)" % str(exc).splitlines()[0][:80])
+        raise ValueError("not valid JSON (%s)" % str(exc).splitlines()[0][:80]) from None
     if not isinstance(data, dict):
         raise ValueError("not a notebook (JSON %s)" % type(data).__name__)
     major = data.get("nbformat")
     if major != 4:
         raise ValueError("nbformat version %r, expected 4" % (major,))
     from nbformat.v4.rwbase import rejoin_lines, strip_transient
+
     nb = strip_transient(rejoin_lines(nbformat.from_dict(data)))
     try:
         nbformat.validate(nb)
     except nbformat.ValidationError as exc:
-        raise ValueError("fails nbformat validation (%s)" % str(exc).splitlines()[0][:100])
+        raise ValueError(
+            "fails nbformat validation (%s)" % str(exc).splitlines()[0][:100]
+        ) from None
     return nb

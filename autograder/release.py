@@ -1,4 +1,5 @@
 """release: nbgrader generate_assignment, in-process, then strip non-nbgrader cell metadata."""
+
 import io
 import logging
 
@@ -24,8 +25,10 @@ def generate(course, assignment, log=None):
     finally:
         api.log.removeHandler(handler)
     if not res.get("success"):
-        raise UserError("generate_assignment %s failed: %s" % (
-            assignment, (res.get("error") or res.get("log") or "").strip().splitlines()[-1:]))
+        raise UserError(
+            "generate_assignment %s failed: %s"
+            % (assignment, (res.get("error") or res.get("log") or "").strip().splitlines()[-1:])
+        )
     folder = course.root / "release" / assignment
     for path in sorted(folder.glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)

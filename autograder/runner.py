@@ -17,6 +17,7 @@ result = {"notebook": executed nbformat dict (probe cells removed),
           "baseline": digest|None, "kernel_died": index|None, "stuck": index|None,
           "deadline": index|None, "memory": bool, "output_limit": [indices], "elapsed": s}
 """
+
 import json
 import os
 import secrets
@@ -166,7 +167,7 @@ del __bpkit_probe_install
 PROBE_RUN = 'import _bpkit_probe as __bpkit_p; __bpkit_p.run("%s"); del __bpkit_p'
 
 
-SNAPSHOT_SAVE = r'''
+SNAPSHOT_SAVE = r"""
 def __bpkit_snapshot():
     import copy, random, sys, types
     ip = get_ipython()
@@ -199,7 +200,7 @@ def __bpkit_snapshot():
     sys.modules["_bpkit_snapshot"] = types.SimpleNamespace(restore=restore)
 __bpkit_snapshot()
 del __bpkit_snapshot
-'''
+"""
 
 SNAPSHOT_RESTORE = "import _bpkit_snapshot as __bpkit_s; __bpkit_s.restore(); del __bpkit_s"
 
@@ -208,6 +209,7 @@ def _set_undumpable():
     """Forbid ptrace and /proc/<pid>/fd access to this process from the kernel (same uid)."""
     try:
         import ctypes
+
         ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
     except Exception:
         pass
@@ -231,14 +233,23 @@ def _size(out):
 def _limit_kernel_memory(memory_mb):
     """Run the kernel under `prlimit --as`: a kernel spec in the private JUPYTER_DATA_DIR."""
     import shutil
+
     prlimit = shutil.which("prlimit")
     data_dir = os.environ.get("JUPYTER_DATA_DIR")
     if not (memory_mb and prlimit and data_dir):
         return
     spec_dir = os.path.join(data_dir, "kernels", "python3")
     os.makedirs(spec_dir, exist_ok=True)
-    argv = [prlimit, "--as=%d" % (int(memory_mb) << 20), "--", sys.executable,
-            "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    argv = [
+        prlimit,
+        "--as=%d" % (int(memory_mb) << 20),
+        "--",
+        sys.executable,
+        "-m",
+        "ipykernel_launcher",
+        "-f",
+        "{connection_file}",
+    ]
     with open(os.path.join(spec_dir, "kernel.json"), "w") as f:
         json.dump({"argv": argv, "display_name": "Python 3", "language": "python"}, f)
 
@@ -250,6 +261,7 @@ def main():
         os.makedirs(folder, exist_ok=True)
     for src, dst in job.get("copy", []):
         import shutil
+
         if os.path.isdir(src):
             shutil.copytree(src, dst, dirs_exist_ok=True)
         elif os.path.exists(src):
@@ -293,12 +305,22 @@ def main():
         if stop_after is not None and i > stop_after:
             break
         if use_probe and grade_code(c):
-            plan.append((None, nbformat.v4.new_code_cell(PROBE_RUN % ("before:%d-%s" % (i, nonce))),
-                         ("before", i)))
+            plan.append(
+                (
+                    None,
+                    nbformat.v4.new_code_cell(PROBE_RUN % ("before:%d-%s" % (i, nonce))),
+                    ("before", i),
+                )
+            )
         plan.append((i, c, None))
         if use_probe and (grade_code(c) or locked_code(c)):
-            plan.append((None, nbformat.v4.new_code_cell(PROBE_RUN % ("after:%d-%s" % (i, nonce))),
-                         ("after", i)))
+            plan.append(
+                (
+                    None,
+                    nbformat.v4.new_code_cell(PROBE_RUN % ("after:%d-%s" % (i, nonce))),
+                    ("after", i),
+                )
+            )
 
     class LimitedClient(NotebookClient):
         cell_bytes = 0
@@ -320,12 +342,28 @@ def main():
 
     exec_nb = nbformat.v4.new_notebook(metadata=nb.metadata)
     exec_nb.cells = [c for _, c, _ in plan]
-    client = LimitedClient(exec_nb, timeout=job["cell_timeout"], allow_errors=True,
-                           interrupt_on_timeout=False, record_timing=False, iopub_timeout=4,
-                           kernel_name="python3", shutdown_kernel="immediate",
-                           resources={"metadata": {"path": job["workdir"]}})
-    res = {"cells": {}, "probes": [], "baseline": None, "kernel_died": None, "stuck": None,
-           "deadline": None, "memory": False, "output_limit": [], "error": None}
+    client = LimitedClient(
+        exec_nb,
+        timeout=job["cell_timeout"],
+        allow_errors=True,
+        interrupt_on_timeout=False,
+        record_timing=False,
+        iopub_timeout=4,
+        kernel_name="python3",
+        shutdown_kernel="immediate",
+        resources={"metadata": {"path": job["workdir"]}},
+    )
+    res = {
+        "cells": {},
+        "probes": [],
+        "baseline": None,
+        "kernel_died": None,
+        "stuck": None,
+        "deadline": None,
+        "memory": False,
+        "output_limit": [],
+        "error": None,
+    }
     total_bytes = 0
 
     variants = job.get("variants") or {}
@@ -340,8 +378,9 @@ def main():
         if errors:
             info["ename"] = errors[-1].get("ename", "")
             info["evalue"] = errors[-1].get("evalue", "")[:500]
-        info["stderr"] = any(o.get("output_type") == "stream" and o.get("name") == "stderr"
-                             for o in outs)
+        info["stderr"] = any(
+            o.get("output_type") == "stream" and o.get("name") == "stderr" for o in outs
+        )
         return info
 
     def kernel_answers_after_interrupt():
@@ -421,7 +460,9 @@ def main():
                 except DeadKernelError:
                     if orig is not None:
                         info["status"] = "not_run"
-                    res["kernel_died"] = orig if orig is not None else (tag[1] if isinstance(tag, tuple) else 0)
+                    res["kernel_died"] = (
+                        orig if orig is not None else (tag[1] if isinstance(tag, tuple) else 0)
+                    )
                     break
                 outs = cell.get("outputs", [])
                 if orig is None:
@@ -450,8 +491,9 @@ def main():
                     info["evalue"] = errors[-1].get("evalue", "")[:500]
                     if any(o.get("ename") == "MemoryError" for o in errors):
                         res["memory"] = True
-                info["stderr"] = any(o.get("output_type") == "stream" and o.get("name") == "stderr"
-                                     for o in outs)
+                info["stderr"] = any(
+                    o.get("output_type") == "stream" and o.get("name") == "stderr" for o in outs
+                )
                 cell_total = sum(_size(o)[0] for o in outs)
                 if client.truncated or total_bytes + cell_total > limits["notebook"]:
                     info["truncated"] = True
@@ -459,9 +501,13 @@ def main():
                     if total_bytes + cell_total > limits["notebook"]:
                         cell.outputs = []
                         cell_total = 0
-                    cell.outputs.append(nbformat.v4.new_output(
-                        "stream", name="stdout",
-                        text="[autograder: output over the size limit was removed]\n"))
+                    cell.outputs.append(
+                        nbformat.v4.new_output(
+                            "stream",
+                            name="stdout",
+                            text="[autograder: output over the size limit was removed]\n",
+                        )
+                    )
                 total_bytes += cell_total
                 if status == "timeout":
                     info["ename"], info["evalue"] = "Timeout", "cell ran over %s s" % client.timeout
@@ -476,7 +522,7 @@ def main():
         res["error"] = "%s: %s" % (type(exc).__name__, str(exc)[:300])
 
     nb.cells = cells
-    for i, c in enumerate(cells):
+    for i in range(len(cells)):
         res["cells"].setdefault(str(i), {"status": "not_run"})
     # copy executed outputs back onto the original cells
     for orig, cell, _ in plan:

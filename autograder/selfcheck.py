@@ -4,7 +4,7 @@ Per assignment: the source earns full marks in < 15 s; the student version (solu
 tests stripped by nbgrader, test cells restored as the grader does) earns 0 on every test cell,
 each failing with an error; every recorded wrong answer loses points on its exercise's tests.
 """
-import copy
+
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,9 +27,9 @@ def load_wrong_answers(path, nb):
     try:
         data = json.loads(Path(path).read_text())
     except FileNotFoundError:
-        raise ValueError("no wrong answers file %s" % path)
+        raise ValueError("no wrong answers file %s" % path) from None
     except ValueError as exc:
-        raise ValueError("%s is not valid JSON (%s)" % (path, exc))
+        raise ValueError("%s is not valid JSON (%s)" % (path, exc)) from None
     if not isinstance(data, dict):
         raise ValueError("%s: expected an object {exercise: [...]}" % path)
     answer_ids = {nbg(c).get("grade_id") for c in nb.cells if nbg(c).get("solution")}
@@ -37,9 +37,12 @@ def load_wrong_answers(path, nb):
         if ex not in answer_ids:
             raise ValueError("%s: %r is not an answer cell grade_id of the notebook" % (path, ex))
         if not isinstance(items, list) or not all(
-                isinstance(i, dict) and isinstance(i.get("source"), str) and isinstance(i.get("why"), str)
-                for i in items):
-            raise ValueError("%s: %r must be a list of {\"why\": str, \"source\": str}" % (path, ex))
+            isinstance(i, dict)
+            and isinstance(i.get("source"), str)
+            and isinstance(i.get("why"), str)
+            for i in items
+        ):
+            raise ValueError('%s: %r must be a list of {"why": str, "source": str}' % (path, ex))
     return data
 
 
@@ -69,19 +72,27 @@ def plan(course, assignments, wrong_dir=None):
             ex_tests = exercises(src)
             for ex in ex_tests:
                 if wpath.exists() and ex not in wrong or wrong.get(ex) == []:
-                    rows.append((a, "wrong answers", "FAIL", "no wrong answer recorded for %s" % ex))
-            answer_index = {nbg(c).get("grade_id"): i for i, c in enumerate(src.cells)
-                            if nbg(c).get("solution") and c.cell_type == "code"}
+                    rows.append(
+                        (a, "wrong answers", "FAIL", "no wrong answer recorded for %s" % ex)
+                    )
+            answer_index = {
+                nbg(c).get("grade_id"): i
+                for i, c in enumerate(src.cells)
+                if nbg(c).get("solution") and c.cell_type == "code"
+            }
             for ex, items in wrong.items():
                 if ex not in ex_tests or ex not in answer_index:
-                    rows.append((a, "wrong:%s" % ex, "FAIL", "exercise has no autograded test cells"))
+                    rows.append(
+                        (a, "wrong:%s" % ex, "FAIL", "exercise has no autograded test cells")
+                    )
                     continue
                 own = [g for g in tests if g["grade_id"] in ex_tests[ex]]
                 last = max(g["index"] for g in own)
                 for k, item in enumerate(items):
                     tag = "%s#%d" % (ex, k + 1)
                     variants.setdefault(str(answer_index[ex]), []).append(
-                        {"tag": tag, "source": item["source"], "upto": last})
+                        {"tag": tag, "source": item["source"], "upto": last}
+                    )
                     checks.append(("wrong:" + tag, item["why"], "wrong", own, tag))
             runs.append((a, name, src, variants, checks))
     return runs, rows
@@ -103,9 +114,20 @@ def judge(kind, tests, result, problem, tag=None):
         bad = [gid for gid in info if gid not in passed]
         if bad:
             i = info[bad[0]]
-            why = clean_ename(i) if i.get("status") == "error" else \
-                "wrote to stderr" if i.get("stderr") else i.get("status")
-            return False, "%.1f s; %d/%d tests fail, first %s: %s" % (secs, len(bad), len(info), bad[0], why)
+            why = (
+                clean_ename(i)
+                if i.get("status") == "error"
+                else "wrote to stderr"
+                if i.get("stderr")
+                else i.get("status")
+            )
+            return False, "%.1f s; %d/%d tests fail, first %s: %s" % (
+                secs,
+                len(bad),
+                len(info),
+                bad[0],
+                why,
+            )
         if secs > SOURCE_LIMIT:
             return False, "%.1f s (over the %.0f s limit)" % (secs, SOURCE_LIMIT)
         return True, "%.1f s, %d tests pass" % (secs, len(info))
@@ -115,7 +137,8 @@ def judge(kind, tests, result, problem, tag=None):
         bad = [gid for gid, i in info.items() if i.get("status") != "error"]
         if bad:
             return False, "tests not failing with an error: %s" % ", ".join(
-                "%s (%s)" % (gid, info[gid].get("status")) for gid in bad)
+                "%s (%s)" % (gid, info[gid].get("status")) for gid in bad
+            )
         return True, "%d tests fail with a message, score 0" % len(info)
     # wrong answer
     if passed and len(passed) == len(info):
@@ -132,9 +155,16 @@ def selfcheck(course, names, out, jobs=1, wrong_dir=None):
     def work(run):
         a, name, nb, variants, checks = run
         n = sum(len(v) for v in (variants or {}).values())
-        result, problem = execute.run(nb, sandbox=False, probe=False, cell_timeout=60,
-                                      timeout=300 + 30 * n, memory_mb=8192, mpl=mpl,
-                                      variants=variants)
+        result, problem = execute.run(
+            nb,
+            sandbox=False,
+            probe=False,
+            cell_timeout=60,
+            timeout=300 + 30 * n,
+            memory_mb=8192,
+            mpl=mpl,
+            variants=variants,
+        )
         found = []
         for check, detail, kind, tests, tag in checks:
             ok, msg = judge(kind, tests, result, problem, tag)
@@ -149,11 +179,18 @@ def selfcheck(course, names, out, jobs=1, wrong_dir=None):
         for found in pool.map(work, runs):
             rows += found
     rows.sort(key=lambda r: (r[0], {"source": 0, "student": 1}.get(r[1], 2), r[1]))
-    widths = [max(len(str(r[i])) for r in rows + [("assignment", "check", "result", "")]) for i in range(3)]
-    out.write("%-*s  %-*s  %-*s  %s\n" % (widths[0], "assignment", widths[1], "check",
-                                          widths[2], "result", "detail"))
+    widths = [
+        max(len(str(r[i])) for r in rows + [("assignment", "check", "result", "")])
+        for i in range(3)
+    ]
+    out.write(
+        "%-*s  %-*s  %-*s  %s\n"
+        % (widths[0], "assignment", widths[1], "check", widths[2], "result", "detail")
+    )
     for r in rows:
-        out.write("%-*s  %-*s  %-*s  %s\n" % (widths[0], r[0], widths[1], r[1], widths[2], r[2], r[3]))
+        out.write(
+            "%-*s  %-*s  %-*s  %s\n" % (widths[0], r[0], widths[1], r[1], widths[2], r[2], r[3])
+        )
     fails = sum(1 for r in rows if r[2] != "ok")
     out.write("selfcheck: %d checks, %d failed\n" % (len(rows), fails))
     return 1 if fails else 0

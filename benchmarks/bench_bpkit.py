@@ -13,6 +13,7 @@
 Timings are medians over rounds; within a round the contenders run interleaved, in a rotating
 order. PyTorch is needed for part 1 only (pip install torch==2.13.0; CPU build).
 """
+
 import argparse
 import ctypes
 import glob
@@ -56,11 +57,11 @@ def median_times(contenders, rounds, reps):
     interleaved. The best (minimum) is the least disturbed by other load on the machine."""
     names = list(contenders)
     samples = {n: [] for n in names}
-    for fn in contenders.values():          # warm up
+    for fn in contenders.values():  # warm up
         for _ in range(3):
             fn()
     for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for n in order:
             fn = contenders[n]
             for _ in range(reps):
@@ -112,16 +113,18 @@ def gemm_only(net, X):
 
     def run(first_dX=True):
         for l, W in enumerate(net.weights):
-            np.matmul(ins[l], W.T, out=outs[l])                    # A = X W^T
+            np.matmul(ins[l], W.T, out=outs[l])  # A = X W^T
         for l in reversed(range(len(net.weights))):
-            np.matmul(deltas[l].T, ins[l], out=dWs[l])             # dE/dW = Delta^T X
+            np.matmul(deltas[l].T, ins[l], out=dWs[l])  # dE/dW = Delta^T X
             if l > 0 or first_dX:
-                np.matmul(deltas[l], net.weights[l], out=dXs[l])   # dE/dX = Delta W
+                np.matmul(deltas[l], net.weights[l], out=dXs[l])  # dE/dX = Delta W
+
     return (lambda: run(True)), (lambda: run(False))
 
 
 def torch_step(net, X, T, threads):
     import torch
+
     torch.set_num_threads(threads)
     dtype = {np.float32: torch.float32, np.float64: torch.float64}[X.dtype.type]
     layers = []
@@ -139,9 +142,10 @@ def torch_step(net, X, T, threads):
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = 0.5 * ((model(Xt) - Tt) ** 2).sum() / Xt.shape[0]      # bpkit "mse"
+        loss = 0.5 * ((model(Xt) - Tt) ** 2).sum() / Xt.shape[0]  # bpkit "mse"
         loss.backward()
         opt.step()
+
     return model, step
 
 
@@ -149,12 +153,15 @@ def check_same_gradients(net, X, T, model):
     E, dW, db = net.backprop(X, T, "mse")
     model.zero_grad()
     import torch
+
     Xt, Tt = torch.from_numpy(X), torch.from_numpy(T)
     loss = 0.5 * ((model(Xt) - Tt) ** 2).sum() / Xt.shape[0]
     loss.backward()
     lins = [m for m in model if hasattr(m, "weight")]
-    err = max(np.linalg.norm(dW[l] - lins[l].weight.grad.numpy()) / np.linalg.norm(dW[l])
-              for l in range(len(lins)))
+    err = max(
+        np.linalg.norm(dW[l] - lins[l].weight.grad.numpy()) / np.linalg.norm(dW[l])
+        for l in range(len(lins))
+    )
     return abs(E - loss.item()) / abs(E), err
 
 
@@ -169,22 +176,31 @@ def main():
     threads = numpy_threads(set_to=args.threads)
     try:
         import torch
+
         torch_version = torch.__version__
     except ImportError:
         torch = None
         torch_version = "not installed"
-    print(f"bpkit benchmark: numpy {np.__version__}, torch {torch_version}, python {platform.python_version()}, "
-          f"{os.cpu_count()} CPUs, numpy (OpenBLAS) threads {threads}, torch threads set to {threads}")
-    print(f"MLP {'-'.join(map(str, SIZES))} ({', '.join(ACTS)}), loss mse, batch {BATCH}, SGD lr {LR}; "
-          f"medians of {rounds} rounds x {args.reps} calls\n")
+    print(
+        f"bpkit benchmark: numpy {np.__version__}, torch {torch_version}, python {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs, numpy (OpenBLAS) threads {threads}, torch threads set to {threads}"
+    )
+    print(
+        f"MLP {'-'.join(map(str, SIZES))} ({', '.join(ACTS)}), loss mse, batch {BATCH}, SGD lr {LR}; "
+        f"medians of {rounds} rounds x {args.reps} calls\n"
+    )
 
     rows = []
     for dtype in (np.float64, np.float32):
         net, X, T = make_problem(dtype)
         public, inner = bpkit_steps(net, X, T)
         gemm9, gemm8 = gemm_only(net, X)
-        contenders = {"bpkit step (public API)": public, "bpkit step (train loop)": inner,
-                      "GEMMs alone (9)": gemm9, "GEMMs bpkit runs (8)": gemm8}
+        contenders = {
+            "bpkit step (public API)": public,
+            "bpkit step (train loop)": inner,
+            "GEMMs alone (9)": gemm9,
+            "GEMMs bpkit runs (8)": gemm8,
+        }
         if torch is not None:
             model, tstep = torch_step(net.copy(), X, T, threads)
             rel_E, rel_dW = check_same_gradients(net, X, T, model)
@@ -192,30 +208,75 @@ def main():
         t = median_times(contenders, rounds, args.reps)
         name = np.dtype(dtype).name
         if torch is not None:
-            print(f"[{name}] same start, bpkit vs torch: relative difference of E {rel_E:.1e}, of dW (norm) {rel_dW:.1e}")
+            print(
+                f"[{name}] same start, bpkit vs torch: relative difference of E {rel_E:.1e}, of dW (norm) {rel_dW:.1e}"
+            )
         for k, v in t.items():
             rows.append((name, k, v))
 
-        def ratio(a, b):
+        def ratio(a, b, t=t):
             return tuple(x / y for x, y in zip(t[a], t[b]))
-        rows.append((name, "ratio bpkit (public) / 9 GEMMs", ratio("bpkit step (public API)", "GEMMs alone (9)")))
-        rows.append((name, "ratio bpkit (train loop) / 9 GEMMs", ratio("bpkit step (train loop)", "GEMMs alone (9)")))
-        rows.append((name, "ratio bpkit (train loop) / 8 GEMMs", ratio("bpkit step (train loop)", "GEMMs bpkit runs (8)")))
+
+        rows.append(
+            (
+                name,
+                "ratio bpkit (public) / 9 GEMMs",
+                ratio("bpkit step (public API)", "GEMMs alone (9)"),
+            )
+        )
+        rows.append(
+            (
+                name,
+                "ratio bpkit (train loop) / 9 GEMMs",
+                ratio("bpkit step (train loop)", "GEMMs alone (9)"),
+            )
+        )
+        rows.append(
+            (
+                name,
+                "ratio bpkit (train loop) / 8 GEMMs",
+                ratio("bpkit step (train loop)", "GEMMs bpkit runs (8)"),
+            )
+        )
         if torch is not None:
-            rows.append((name, "ratio bpkit (public) / PyTorch", ratio("bpkit step (public API)", "PyTorch step")))
-            rows.append((name, "ratio bpkit (train loop) / PyTorch", ratio("bpkit step (train loop)", "PyTorch step")))
+            rows.append(
+                (
+                    name,
+                    "ratio bpkit (public) / PyTorch",
+                    ratio("bpkit step (public API)", "PyTorch step"),
+                )
+            )
+            rows.append(
+                (
+                    name,
+                    "ratio bpkit (train loop) / PyTorch",
+                    ratio("bpkit step (train loop)", "PyTorch step"),
+                )
+            )
 
     # unitwise vs matrix form on a small net
     rng = np.random.default_rng(1)
     small = bpkit.MLP([4, 8, 3], ["tanh", "identity"], seed=1)
     Xs, Ts = rng.normal(size=(16, 4)), rng.normal(size=(16, 3))
     args_s = (small.weights, small.biases, small.activations, Xs, Ts)
-    t = median_times({"unitwise": lambda: bpkit.unitwise.backprop(*args_s),
-                      "matrix": lambda: bpkit.backprop(*args_s)}, max(3, rounds // 3), 3)
+    t = median_times(
+        {
+            "unitwise": lambda: bpkit.unitwise.backprop(*args_s),
+            "matrix": lambda: bpkit.backprop(*args_s),
+        },
+        max(3, rounds // 3),
+        3,
+    )
 
     rows.append(("float64", "unitwise backprop, 4-8-3 net, N=16", t["unitwise"]))
     rows.append(("float64", "matrix backprop, same", t["matrix"]))
-    rows.append(("float64", "speedup matrix over unitwise", tuple(u / m for u, m in zip(t["unitwise"], t["matrix"]))))
+    rows.append(
+        (
+            "float64",
+            "speedup matrix over unitwise",
+            tuple(u / m for u, m in zip(t["unitwise"], t["matrix"])),
+        )
+    )
 
     print(f"\n{'dtype':8} {'measurement':38} {'median':>11} {'best':>11}")
     print("-" * 71)

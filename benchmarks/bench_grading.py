@@ -15,6 +15,7 @@ answers (autograder/wrong_answers/NN_slug.json), in rotation. Then, on the same 
 
 Goals: grader --jobs 1 / nbclient <= 1.3; --jobs 2 throughput >= 1.8 x --jobs 1.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,22 +41,30 @@ VARIANTS = ("source", "stub", "wrong")
 
 
 def series(source: Path) -> list[str]:
-    return sorted(p.parent.name for p in source.glob("[0-9][0-9]_*/[0-9][0-9]_*.ipynb")
-                  if p.parent.name == p.stem)
+    return sorted(
+        p.parent.name
+        for p in source.glob("[0-9][0-9]_*/[0-9][0-9]_*.ipynb")
+        if p.parent.name == p.stem
+    )
 
 
 def _gid(cell):
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
-def build_class(course: Path, source: Path, assignments: list[str], students: int, sub: Path) -> dict:
+def build_class(
+    course: Path, source: Path, assignments: list[str], students: int, sub: Path
+) -> dict:
     """Write sub/<student>/<asg>/<asg>.ipynb for every student; return {variant: count}."""
     counts = dict.fromkeys(VARIANTS, 0)
     for a_index, asg in enumerate(assignments):
         release = nbformat.read(course / "release" / asg / f"{asg}.ipynb", as_version=4)
         src = nbformat.read(source / asg / f"{asg}.ipynb", as_version=4)
-        answers = {_gid(c): strip_markers(c.source) for c in src.cells
-                   if c.metadata.get("nbgrader", {}).get("solution") and c.cell_type == "code"}
+        answers = {
+            _gid(c): strip_markers(c.source)
+            for c in src.cells
+            if c.metadata.get("nbgrader", {}).get("solution") and c.cell_type == "code"
+        }
         wrong_file = REPO / "autograder" / "wrong_answers" / f"{asg}.json"
         wrong = json.loads(wrong_file.read_text()) if wrong_file.exists() else {}
         for i in range(students):
@@ -81,7 +90,7 @@ class TreeSampler:
         self.root = psutil.Process(pid)
         self.interval = interval
         self.peak_tree = 0
-        self.peak_group = 0   # largest RSS sum of one submission's process group (worker)
+        self.peak_group = 0  # largest RSS sum of one submission's process group (worker)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -126,11 +135,29 @@ class TreeSampler:
 
 
 def run_grader(course: Path, source: Path, sub: Path, out: Path, jobs: int, args) -> dict:
-    cmd = grader_cmd(course, source, "grade", sub, "--out", out, "--jobs", str(jobs),
-                     "--cell-timeout", str(args.cell_timeout), "--timeout", str(args.timeout))
+    cmd = grader_cmd(
+        course,
+        source,
+        "grade",
+        sub,
+        "--out",
+        out,
+        "--jobs",
+        str(jobs),
+        "--cell-timeout",
+        str(args.cell_timeout),
+        "--timeout",
+        str(args.timeout),
+    )
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=REPO, env=grader_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=grader_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     with TreeSampler(proc.pid) as sampler:
         _, err = proc.communicate(timeout=args.run_timeout)
     wall = time.monotonic() - start
@@ -140,8 +167,14 @@ def run_grader(course: Path, source: Path, sub: Path, out: Path, jobs: int, args
     statuses = {}
     for row in rows:
         statuses[row["status"]] = statuses.get(row["status"], 0) + 1
-    return dict(wall=wall, n=len(rows), peak_group=sampler.peak_group, peak_tree=sampler.peak_tree,
-                statuses=statuses, rows={(r["student"], r["assignment"]): r for r in rows})
+    return dict(
+        wall=wall,
+        n=len(rows),
+        peak_group=sampler.peak_group,
+        peak_tree=sampler.peak_tree,
+        statuses=statuses,
+        rows={(r["student"], r["assignment"]): r for r in rows},
+    )
 
 
 BASELINE = textwrap.dedent("""\
@@ -162,22 +195,32 @@ BASELINE = textwrap.dedent("""\
 
 def run_baseline(paths: list[Path], args) -> dict:
     """Plain nbclient, sequential, one subprocess (its own start-up not counted)."""
-    proc = subprocess.Popen([PYTHON, "-c", BASELINE, json.dumps([str(p) for p in paths]),
-                             str(args.cell_timeout)], cwd=tempfile.gettempdir(), env=grader_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [PYTHON, "-c", BASELINE, json.dumps([str(p) for p in paths]), str(args.cell_timeout)],
+        cwd=tempfile.gettempdir(),
+        env=grader_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     with TreeSampler(proc.pid) as sampler:
         out, err = proc.communicate(timeout=args.run_timeout)
     if proc.returncode != 0:
         sys.exit(f"nbclient baseline failed:\n{err[-3000:]}")
-    return dict(wall=float(out.strip().splitlines()[-1]), n=len(paths), peak_tree=sampler.peak_tree,
-                peak_group=sampler.peak_tree)
+    return dict(
+        wall=float(out.strip().splitlines()[-1]),
+        n=len(paths),
+        peak_tree=sampler.peak_tree,
+        peak_group=sampler.peak_tree,
+    )
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--students", type=int, default=20, help="class size (default 20)")
-    ap.add_argument("--quick", action="store_true",
-                    help="only the first two series notebooks (a short run)")
+    ap.add_argument(
+        "--quick", action="store_true", help="only the first two series notebooks (a short run)"
+    )
     ap.add_argument("--assignments", nargs="*", help="grade only these assignments")
     ap.add_argument("--source", type=Path, default=REPO / "notebooks")
     ap.add_argument("--cell-timeout", type=float, default=60)
@@ -196,24 +239,36 @@ def main(argv=None):
     work = Path(tempfile.mkdtemp(prefix="bench_grading_"))
     try:
         course0 = work / "course0"
-        proc = subprocess.run(grader_cmd(course0, args.source, "release", *assignments), cwd=REPO,
-                              env=grader_env(), capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            grader_cmd(course0, args.source, "release", *assignments),
+            cwd=REPO,
+            env=grader_env(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if proc.returncode != 0:
             sys.exit(f"release failed:\n{proc.stderr[-3000:]}")
         sub = work / "submissions"
         counts = build_class(course0, args.source, assignments, args.students, sub)
         n = args.students * len(assignments)
-        print(f"class: {args.students} students x {len(assignments)} notebooks = {n} submissions "
-              f"({', '.join(f'{v} {c}' for v, c in counts.items())}); notebooks: {' '.join(assignments)}",
-              flush=True)
+        print(
+            f"class: {args.students} students x {len(assignments)} notebooks = {n} submissions "
+            f"({', '.join(f'{v} {c}' for v, c in counts.items())}); notebooks: {' '.join(assignments)}",
+            flush=True,
+        )
 
         results = {}
         for jobs in (1, 2):
             course = work / f"course_jobs{jobs}"
             shutil.copytree(course0, course, symlinks=True)
-            results[jobs] = run_grader(course, args.source, sub, work / f"out_jobs{jobs}", jobs, args)
-            print(f"grade --jobs {jobs}: {results[jobs]['wall']:.1f} s {results[jobs]['statuses']}",
-                  flush=True)
+            results[jobs] = run_grader(
+                course, args.source, sub, work / f"out_jobs{jobs}", jobs, args
+            )
+            print(
+                f"grade --jobs {jobs}: {results[jobs]['wall']:.1f} s {results[jobs]['statuses']}",
+                flush=True,
+            )
         paths = sorted(sub.glob("*/*/*.ipynb"))
         base = run_baseline(paths, args)
         print(f"nbclient sequential: {base['wall']:.1f} s", flush=True)
@@ -224,17 +279,27 @@ def main(argv=None):
         speedup = per_min[2] / per_min[1]
         mb = 2**20
         print()
-        print(f"{'run':28} {'wall s':>8} {'subm/min':>9} {'peak/worker MB':>15} {'peak tree MB':>13}")
-        print(f"{'nbclient, sequential':28} {base['wall']:8.1f} {60 * n / base['wall']:9.1f} "
-              f"{base['peak_group'] / mb:15.0f} {base['peak_tree'] / mb:13.0f}")
+        print(
+            f"{'run':28} {'wall s':>8} {'subm/min':>9} {'peak/worker MB':>15} {'peak tree MB':>13}"
+        )
+        print(
+            f"{'nbclient, sequential':28} {base['wall']:8.1f} {60 * n / base['wall']:9.1f} "
+            f"{base['peak_group'] / mb:15.0f} {base['peak_tree'] / mb:13.0f}"
+        )
         for jobs, r in results.items():
-            print(f"{f'grader --jobs {jobs} (sandbox)':28} {r['wall']:8.1f} {per_min[jobs]:9.1f} "
-                  f"{r['peak_group'] / mb:15.0f} {r['peak_tree'] / mb:13.0f}")
+            print(
+                f"{f'grader --jobs {jobs} (sandbox)':28} {r['wall']:8.1f} {per_min[jobs]:9.1f} "
+                f"{r['peak_group'] / mb:15.0f} {r['peak_tree'] / mb:13.0f}"
+            )
         print()
-        print(f"overhead grader --jobs 1 / nbclient: {overhead:.2f}x (goal <= 1.3x) "
-              f"{'OK' if overhead <= 1.3 else 'MISSED'}")
-        print(f"speed-up --jobs 2 / --jobs 1:        {speedup:.2f}x (goal >= 1.8x) "
-              f"{'OK' if speedup >= 1.8 else 'MISSED'}")
+        print(
+            f"overhead grader --jobs 1 / nbclient: {overhead:.2f}x (goal <= 1.3x) "
+            f"{'OK' if overhead <= 1.3 else 'MISSED'}"
+        )
+        print(
+            f"speed-up --jobs 2 / --jobs 1:        {speedup:.2f}x (goal >= 1.8x) "
+            f"{'OK' if speedup >= 1.8 else 'MISSED'}"
+        )
         print(f"--jobs 2 grades identical to --jobs 1: {same}")
     finally:
         if args.keep:

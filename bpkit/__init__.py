@@ -20,9 +20,21 @@ unitwise (the same backprop with loops), gradcheck, optim, train, datasets; bpki
 checks every derivative with SymPy (``python -m bpkit.symbolic``). The course support (visible
 checks, plotting) is in bpkit.course, imported on request (``from bpkit.course import checks``).
 """
+
 from . import datasets, optim, unitwise
-from .activations import (ACTIVATIONS, Activation, activation, identity, identity_prime, relu,
-                          relu_prime, sigmoid, sigmoid_prime, tanh, tanh_prime)
+from .activations import (
+    ACTIVATIONS,
+    Activation,
+    activation,
+    identity,
+    identity_prime,
+    relu,
+    relu_prime,
+    sigmoid,
+    sigmoid_prime,
+    tanh,
+    tanh_prime,
+)
 from .gradcheck import gradient_check, numerical_gradient, relative_error
 from .layers import dense_backward, dense_forward
 from .losses import LOSSES, loss
@@ -32,9 +44,32 @@ from .train import History, train
 __version__ = "0.1.0"
 
 __all__ = [
-    "ACTIVATIONS", "Activation", "activation", "identity", "identity_prime", "sigmoid",
-    "sigmoid_prime", "relu", "relu_prime", "tanh", "tanh_prime", "LOSSES", "loss",
-    "dense_forward", "dense_backward", "forward", "trace", "Trace", "backprop", "MLP",
-    "numerical_gradient", "relative_error", "gradient_check", "train", "History",
-    "optim", "datasets", "unitwise",
+    "ACTIVATIONS",
+    "Activation",
+    "activation",
+    "identity",
+    "identity_prime",
+    "sigmoid",
+    "sigmoid_prime",
+    "relu",
+    "relu_prime",
+    "tanh",
+    "tanh_prime",
+    "LOSSES",
+    "loss",
+    "dense_forward",
+    "dense_backward",
+    "forward",
+    "trace",
+    "Trace",
+    "backprop",
+    "MLP",
+    "numerical_gradient",
+    "relative_error",
+    "gradient_check",
+    "train",
+    "History",
+    "optim",
+    "datasets",
+    "unitwise",
 ]

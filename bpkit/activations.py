@@ -5,7 +5,9 @@ converted to float64; float32 input stays float32.
 
 Laux writes x_j = g(a_j), Betke o_j = f(sigma), Frermann a_i = g(z_i), Micheli o_t = f_t(net_t).
 """
-from typing import Callable, NamedTuple
+
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,7 +31,7 @@ def identity_prime(a):
 
 
 def _sigmoid(a):
-    e = np.exp(-np.abs(a))                 # exp of -|a| <= 0 only: never overflows
+    e = np.exp(-np.abs(a))  # exp of -|a| <= 0 only: never overflows
     return np.where(a >= 0, 1, e) / (1 + e)
 
 

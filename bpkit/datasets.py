@@ -6,6 +6,7 @@ spirals(n, classes)   interleaved spiral arms, X (n, 2), y (n,) in {0 .. classes
 one_hot(y, k)         labels (N,) -> targets (N, k)
 load_digits()         8x8 handwritten digits, X (1797, 64) in 0..16, y (1797,) in 0..9
 """
+
 import gzip
 from pathlib import Path
 
@@ -82,7 +83,9 @@ def one_hot(y, k):
         raise ValueError(f"y must hold integer labels; given dtype {y.dtype}")
     y = y.astype(int)
     if y.size and (y.min() < 0 or y.max() >= k):
-        raise ValueError(f"labels must lie in 0 .. {k - 1}; given values from {y.min()} to {y.max()}")
+        raise ValueError(
+            f"labels must lie in 0 .. {k - 1}; given values from {y.min()} to {y.max()}"
+        )
     T = np.zeros((y.size, k))
     T[np.arange(y.size), y] = 1.0
     return T

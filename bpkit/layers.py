@@ -10,9 +10,11 @@ input i into unit j), b (J,) the biases (weights from a bias unit that always ou
     dE/db = Delta summed over the N rows
     dE/dX = Delta W        Laux eq 22  (becomes dE/dY of the layer below)
 """
+
 import numpy as np
 
-from .activations import _float, activation as _activation
+from .activations import _float
+from .activations import activation as _activation
 
 
 def _matrix(name, x, shape_hint):
@@ -28,9 +30,9 @@ def _matrix(name, x, shape_hint):
 
 def _forward(X, W, b, act, A=None):
     """dense_forward without checks; act is an Activation. A: optional output buffer (N, J)."""
-    A = np.matmul(X, W.T, out=A)                                           # eq 17
+    A = np.matmul(X, W.T, out=A)  # eq 17
     A += b
-    Y = A if act.name == "identity" else act.g(A)                          # eq 18
+    Y = A if act.name == "identity" else act.g(A)  # eq 18
     return A, Y
 
 
@@ -44,12 +46,12 @@ def _backward(dE_dY, X, W, A, act, need_dX=True, overwrite=False, dW=None, dX=No
         Delta = dE_dY
     elif overwrite:
         Delta = dE_dY
-        Delta *= act.g_prime(A)                                            # eq 20, in place
+        Delta *= act.g_prime(A)  # eq 20, in place
     else:
-        Delta = dE_dY * act.g_prime(A)                                     # eq 20
-    dW = np.matmul(Delta.T, X, out=dW)                                     # eq 21
+        Delta = dE_dY * act.g_prime(A)  # eq 20
+    dW = np.matmul(Delta.T, X, out=dW)  # eq 21
     db = Delta.sum(axis=0)
-    dX = np.matmul(Delta, W, out=dX) if need_dX else None                  # eq 22
+    dX = np.matmul(Delta, W, out=dX) if need_dX else None  # eq 22
     return Delta, dX, dW, db
 
 
@@ -60,8 +62,10 @@ def _check_layer(X, W, b):
     if W.ndim != 2:
         raise ValueError(f"W must be 2-D (J, I); given shape {W.shape}")
     if W.shape[1] != X.shape[1]:
-        raise ValueError(f"W has shape {W.shape} but X has {X.shape[1]} columns (inputs): "
-                         f"expected ({W.shape[0]}, {X.shape[1]})")
+        raise ValueError(
+            f"W has shape {W.shape} but X has {X.shape[1]} columns (inputs): "
+            f"expected ({W.shape[0]}, {X.shape[1]})"
+        )
     if b.shape != (W.shape[0],):
         raise ValueError(f"b has shape {b.shape}: expected ({W.shape[0]},), one bias per row of W")
     return X, W, b
@@ -90,6 +94,8 @@ def dense_backward(dE_dY, X, W, A, activation):
     A = _matrix("A", A, "(N, J)")
     for name, M in (("dE_dY", dE_dY), ("A", A)):
         if M.shape != (N, J):
-            raise ValueError(f"{name} has shape {M.shape}: expected ({N}, {J}) = (rows of X, rows of W)")
+            raise ValueError(
+                f"{name} has shape {M.shape}: expected ({N}, {J}) = (rows of X, rows of W)"
+            )
     _, dX, dW, db = _backward(dE_dY, X, W, A, act)
     return dX, dW, db

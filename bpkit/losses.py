@@ -6,6 +6,7 @@
 so that dE/dY = Y - T for "sse" (Laux eq 13) and (Y - T) / N for "mse" (the mean gradient of
 Laux eq 3). Betke's performance P = -sum (d - o)^2 is -2 * sse.
 """
+
 import numpy as np
 
 from .activations import _float
@@ -37,7 +38,9 @@ def loss(name, Y, T):
     _check_name(name)
     Y, T = _float(Y), _float(T)
     if Y.shape != T.shape:
-        raise ValueError(f"Y has shape {Y.shape} but T has shape {T.shape}: expected equal shapes (N, K)")
+        raise ValueError(
+            f"Y has shape {Y.shape} but T has shape {T.shape}: expected equal shapes (N, K)"
+        )
     if Y.ndim != 2:
         raise ValueError(f"Y and T must be 2-D (N, K); given shape {Y.shape}")
     if not (np.isfinite(Y).all() and np.isfinite(T).all()):

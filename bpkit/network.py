@@ -5,11 +5,13 @@ weights[l] (J_l, I_l), biases[l] (J_l,), activations[l] (a name); I_0 = columns 
 I_{l+1} = J_l. Layer l computes A_l = Y_{l-1} W_l^T + b_l, Y_l = g_l(A_l) (Laux eqs 17-18),
 with Y_{-1} = X. Backpropagation runs Laux eqs 20-22 from the output layer down.
 """
+
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .activations import ACTIVATIONS, _float, activation as _activation
+from .activations import ACTIVATIONS, _float
+from .activations import activation as _activation
 from .layers import _backward, _forward, _matrix
 from .losses import _check_name, _loss
 
@@ -19,11 +21,15 @@ def _check_net(weights, biases, activations, X, T=None):
     """Check the whole network once; returns (weights, biases, acts, X, T) ready for the helpers."""
     for name, seq in (("weights", weights), ("biases", biases), ("activations", activations)):
         if isinstance(seq, (str, np.ndarray)) or not hasattr(seq, "__len__"):
-            raise ValueError(f"{name} must be a list with one entry per layer; given {type(seq).__name__}")
+            raise ValueError(
+                f"{name} must be a list with one entry per layer; given {type(seq).__name__}"
+            )
     L = len(weights)
     if L == 0 or len(biases) != L or len(activations) != L:
-        raise ValueError(f"weights, biases and activations must have the same length >= 1 (one entry "
-                         f"per layer); given {len(weights)}, {len(biases)}, {len(activations)}")
+        raise ValueError(
+            f"weights, biases and activations must have the same length >= 1 (one entry "
+            f"per layer); given {len(weights)}, {len(biases)}, {len(activations)}"
+        )
     acts = [_activation(a) for a in activations]
     X = _matrix("X", X, "(N, I_0)")
     weights = [_float(W) for W in weights]
@@ -33,19 +39,25 @@ def _check_net(weights, biases, activations, X, T=None):
         if W.ndim != 2:
             raise ValueError(f"weights[{l}] must be 2-D (J_{l}, I_{l}); given shape {W.shape}")
         if W.shape[1] != fan_in:
-            raise ValueError(f"weights[{l}] has shape {W.shape} but layer {l} receives {fan_in} inputs "
-                             f"from {source}: expected ({W.shape[0]}, {fan_in})")
+            raise ValueError(
+                f"weights[{l}] has shape {W.shape} but layer {l} receives {fan_in} inputs "
+                f"from {source}: expected ({W.shape[0]}, {fan_in})"
+            )
         if b.shape != (W.shape[0],):
-            raise ValueError(f"biases[{l}] has shape {b.shape} but weights[{l}] has shape {W.shape}: "
-                             f"expected ({W.shape[0]},)")
+            raise ValueError(
+                f"biases[{l}] has shape {b.shape} but weights[{l}] has shape {W.shape}: "
+                f"expected ({W.shape[0]},)"
+            )
         fan_in, source = W.shape[0], f"layer {l}"
     if T is not None:
         T = _float(T)
         expected = (X.shape[0], fan_in)
         if T.shape != expected:
             hint = "; use T.reshape(-1, 1) for one output" if T.shape == (X.shape[0],) else ""
-            raise ValueError(f"T has shape {T.shape} but the network maps X {X.shape} to outputs of "
-                             f"shape {expected}: expected T of shape {expected}{hint}")
+            raise ValueError(
+                f"T has shape {T.shape} but the network maps X {X.shape} to outputs of "
+                f"shape {expected}: expected T of shape {expected}{hint}"
+            )
         if not np.isfinite(T).all():
             raise ValueError("T must be finite: given values include nan or inf")
     return weights, biases, acts, X, T
@@ -81,7 +93,9 @@ def _trace(weights, biases, acts, X, T, loss, reuse=None):
     loop does this; the numbers are the same).
     """
     L = len(weights)
-    if reuse is not None and (reuse.A[0].shape[0] != X.shape[0] or reuse.A[0].dtype != np.result_type(X, weights[0])):
+    if reuse is not None and (
+        reuse.A[0].shape[0] != X.shape[0] or reuse.A[0].dtype != np.result_type(X, weights[0])
+    ):
         reuse = None
     tr = Trace(deltas=[None] * L, dW=[None] * L, db=[None] * L)
     Y = X
@@ -94,8 +108,16 @@ def _trace(weights, biases, acts, X, T, loss, reuse=None):
     for l in reversed(range(L)):
         # dE_dY is always a fresh array here (from the loss or from Delta W), so Delta may reuse it
         tr.deltas[l], dE_dY, tr.dW[l], tr.db[l] = _backward(
-            dE_dY, tr.inputs[l], weights[l], tr.A[l], acts[l], need_dX=l > 0, overwrite=True,
-            dW=reuse.dW[l] if reuse else None, dX=reuse.deltas[l - 1] if reuse and l > 0 else None)
+            dE_dY,
+            tr.inputs[l],
+            weights[l],
+            tr.A[l],
+            acts[l],
+            need_dX=l > 0,
+            overwrite=True,
+            dW=reuse.dW[l] if reuse else None,
+            dX=reuse.deltas[l - 1] if reuse and l > 0 else None,
+        )
     return tr
 
 
@@ -148,12 +170,26 @@ class MLP:
 
     def __init__(self, sizes, activations, seed=0, init="xavier", dtype=np.float64):
         sizes = list(sizes) if hasattr(sizes, "__len__") else sizes
-        if not isinstance(sizes, list) or len(sizes) < 2 or not all(
-                isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1 for s in sizes):
-            raise ValueError(f"sizes must be a list of >= 2 positive ints like [2, 4, 1]; given {sizes!r}")
-        if isinstance(activations, str) or not hasattr(activations, "__len__") or len(activations) != len(sizes) - 1:
-            raise ValueError(f"activations must list one name per layer ({len(sizes) - 1} for sizes "
-                             f"{sizes}), e.g. {['relu'] * (len(sizes) - 2) + ['identity']}; given {activations!r}")
+        if (
+            not isinstance(sizes, list)
+            or len(sizes) < 2
+            or not all(
+                isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1
+                for s in sizes
+            )
+        ):
+            raise ValueError(
+                f"sizes must be a list of >= 2 positive ints like [2, 4, 1]; given {sizes!r}"
+            )
+        if (
+            isinstance(activations, str)
+            or not hasattr(activations, "__len__")
+            or len(activations) != len(sizes) - 1
+        ):
+            raise ValueError(
+                f"activations must list one name per layer ({len(sizes) - 1} for sizes "
+                f"{sizes}), e.g. {['relu'] * (len(sizes) - 2) + ['identity']}; given {activations!r}"
+            )
         self.activations = [_activation(a).name for a in activations]
         if dtype not in (np.float32, np.float64, "float32", "float64"):
             raise ValueError(f"dtype must be float32 or float64; given {dtype!r}")

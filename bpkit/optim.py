@@ -6,21 +6,29 @@ grads the matching list of dE/dparam (e.g. bpkit.network.interleave(dW, db)); th
 params are updated in place. Per-parameter state (velocity, step sizes, ...) is created on the
 first step, so an optimizer belongs to one list of parameters.
 """
+
 import numpy as np
 
 
 def _check(params, grads):
     if len(params) != len(grads):
-        raise ValueError(f"params and grads must have the same length; given {len(params)} and {len(grads)}")
+        raise ValueError(
+            f"params and grads must have the same length; given {len(params)} and {len(grads)}"
+        )
     for i, (p, g) in enumerate(zip(params, grads)):
         if np.shape(p) != np.shape(g):
-            raise ValueError(f"grads[{i}] has shape {np.shape(g)} but params[{i}] has shape {np.shape(p)}")
+            raise ValueError(
+                f"grads[{i}] has shape {np.shape(g)} but params[{i}] has shape {np.shape(p)}"
+            )
 
 
 def _scratch(buffers, params):
     """One work array per parameter (kept between steps, so updates allocate nothing)."""
-    if (buffers is None or len(buffers) != len(params)
-            or any(b.shape != p.shape or b.dtype != p.dtype for b, p in zip(buffers, params))):
+    if (
+        buffers is None
+        or len(buffers) != len(params)
+        or any(b.shape != p.shape or b.dtype != p.dtype for b, p in zip(buffers, params))
+    ):
         buffers = [np.empty_like(p) for p in params]
     return buffers
 
@@ -42,13 +50,13 @@ class GradientDescent:
         _check(params, grads)
         self.work = _scratch(self.work, params)
         for p, g, tmp in zip(params, grads, self.work):
-            p -= np.multiply(self.lr, g, out=tmp)          # p -= lr * g, without a new array
+            p -= np.multiply(self.lr, g, out=tmp)  # p -= lr * g, without a new array
 
 
 class Momentum:
     """Gradient descent with momentum, Micheli's "+ ..." term:
 
-        dw(t) = -lr dE/dw(t) + momentum dw(t-1),   w <- w + dw(t),   dw(0) = 0.
+    dw(t) = -lr dE/dw(t) + momentum dw(t-1),   w <- w + dw(t),   dw(0) = 0.
     """
 
     def __init__(self, lr, momentum=0.9):
@@ -65,7 +73,7 @@ class Momentum:
         self.work = _scratch(self.work, params)
         for p, g, v, tmp in zip(params, grads, self.velocity, self.work):
             v *= self.momentum
-            v -= np.multiply(self.lr, g, out=tmp)          # v = momentum v - lr g
+            v -= np.multiply(self.lr, g, out=tmp)  # v = momentum v - lr g
             p += v
 
 
@@ -84,9 +92,13 @@ class Rprop:
     def __init__(self, lr0=0.01, eta_plus=1.2, eta_minus=0.5, step_min=1e-6, step_max=50):
         self.lr0 = _positive("lr0", lr0)
         if not (eta_plus > 1 and 0 < eta_minus < 1):
-            raise ValueError(f"need eta_plus > 1 and 0 < eta_minus < 1; given {eta_plus!r}, {eta_minus!r}")
+            raise ValueError(
+                f"need eta_plus > 1 and 0 < eta_minus < 1; given {eta_plus!r}, {eta_minus!r}"
+            )
         if not (0 < step_min <= lr0 <= step_max):
-            raise ValueError(f"need 0 < step_min <= lr0 <= step_max; given {step_min!r}, {lr0!r}, {step_max!r}")
+            raise ValueError(
+                f"need 0 < step_min <= lr0 <= step_max; given {step_min!r}, {lr0!r}, {step_max!r}"
+            )
         self.eta_plus, self.eta_minus = float(eta_plus), float(eta_minus)
         self.step_min, self.step_max = float(step_min), float(step_max)
         self.steps = self.prev_grads = None
@@ -130,8 +142,8 @@ class Quickprop:
         mu = self.mu
         for p, g, dw_prev, g_prev in zip(params, grads, self.prev_steps, self.prev_grads):
             denom = g_prev - g
-            growing = (g * g_prev > 0) & (np.abs(g) >= np.abs(g_prev))     # parabola opens down
-            too_big = growing | (np.abs(g) >= mu * np.abs(denom))          # includes denom == 0
+            growing = (g * g_prev > 0) & (np.abs(g) >= np.abs(g_prev))  # parabola opens down
+            too_big = growing | (np.abs(g) >= mu * np.abs(denom))  # includes denom == 0
             ratio = np.where(too_big, mu, g / np.where(too_big, 1, denom))
             ratio = np.where(g == 0, 0, ratio)
             dw = np.where(dw_prev == 0, -self.lr * g, ratio * dw_prev)

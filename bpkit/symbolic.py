@@ -13,6 +13,7 @@ Three things live here:
   and name the mistake when it equals a known wrong form. Text answers are read through an AST
   whitelist; the text is never given to ``eval``, ``sympify`` or ``parse_expr``.
 """
+
 from __future__ import annotations
 
 import ast
@@ -29,8 +30,17 @@ import numpy as np
 import sympy as sp
 
 __all__ = [
-    "Derivative", "DERIVATIVES", "LossGradient", "LOSS_GRADIENTS", "SymbolicResult",
-    "check_equivalent", "parse_answer", "sigmoid_prime_max", "EDGE_POINTS", "compare", "main",
+    "Derivative",
+    "DERIVATIVES",
+    "LossGradient",
+    "LOSS_GRADIENTS",
+    "SymbolicResult",
+    "check_equivalent",
+    "parse_answer",
+    "sigmoid_prime_max",
+    "EDGE_POINTS",
+    "compare",
+    "main",
 ]
 
 
@@ -52,11 +62,11 @@ FUNCTIONS = {
     "Heaviside": (sp.Heaviside, (1, 2)),
 }
 
-MAX_TEXT = 2000          # characters in a text answer
-MAX_NODES = 500          # AST nodes in a text answer
-MAX_LITERAL = 10**12     # largest absolute value of a number literal
-MAX_EXPONENT = 100       # largest absolute value of a numeric exponent
-MAX_INT_BITS = 4096      # largest exact integer a power of numbers may produce
+MAX_TEXT = 2000  # characters in a text answer
+MAX_NODES = 500  # AST nodes in a text answer
+MAX_LITERAL = 10**12  # largest absolute value of a number literal
+MAX_EXPONENT = 100  # largest absolute value of a numeric exponent
+MAX_INT_BITS = 4096  # largest exact integer a power of numbers may produce
 
 _BINOPS = {
     ast.Add: lambda x, y: x + y,
@@ -76,15 +86,18 @@ def _symbol_map(variables):
     try:
         items = list(variables)
     except TypeError:
-        raise ValueError("variables must be a list of SymPy symbols or a dict {symbol: (low, high)}, "
-                         f"got {type(variables).__name__}") from None
+        raise ValueError(
+            "variables must be a list of SymPy symbols or a dict {symbol: (low, high)}, "
+            f"got {type(variables).__name__}"
+        ) from None
     out = {}
     for v in items:
         if isinstance(v, str):
             v = sp.Symbol(v)
         if not isinstance(v, sp.Symbol):
-            raise ValueError(f"variables must be SymPy symbols (or names), got {v!r} "
-                             f"of type {type(v).__name__}")
+            raise ValueError(
+                f"variables must be SymPy symbols (or names), got {v!r} of type {type(v).__name__}"
+            )
         out[v.name] = v
     return out
 
@@ -93,7 +106,9 @@ def _power(base, exponent):
     """base**exponent, refusing numeric powers that would build enormous numbers."""
     if exponent.is_Number:
         if abs(exponent) > MAX_EXPONENT:
-            raise ValueError(f"exponent {exponent} is too large (at most {MAX_EXPONENT} in absolute value)")
+            raise ValueError(
+                f"exponent {exponent} is too large (at most {MAX_EXPONENT} in absolute value)"
+            )
         if base.is_Rational and exponent.is_Integer:
             bits = (abs(int(base.p)).bit_length() + int(base.q).bit_length()) * abs(int(exponent))
             if bits > MAX_INT_BITS:
@@ -119,14 +134,17 @@ def parse_answer(text, variables):
         raise ValueError(f"parse_answer expects the answer as a string, got {type(text).__name__}")
     names = _symbol_map(variables)
     if len(text) > MAX_TEXT:
-        raise ValueError(f"the answer is {len(text)} characters long; at most {MAX_TEXT} are accepted")
+        raise ValueError(
+            f"the answer is {len(text)} characters long; at most {MAX_TEXT} are accepted"
+        )
     if not text.strip():
         raise ValueError("the answer is empty")
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
-        raise ValueError(f"cannot read {text!r} as a formula ({exc.msg}); write products with *, "
-                         "powers with **") from None
+        raise ValueError(
+            f"cannot read {text!r} as a formula ({exc.msg}); write products with *, powers with **"
+        ) from None
     except (RecursionError, MemoryError, ValueError):
         raise ValueError("the answer is nested too deeply to read") from None
     count = sum(1 for _ in ast.walk(tree))
@@ -141,7 +159,9 @@ def parse_answer(text, variables):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"{value!r} is not allowed in a formula (only numbers)")
             if not math.isfinite(value) or abs(value) > MAX_LITERAL:
-                raise ValueError(f"the number {value!r} is out of range (at most {MAX_LITERAL:.0e})")
+                raise ValueError(
+                    f"the number {value!r} is out of range (at most {MAX_LITERAL:.0e})"
+                )
             return sp.Integer(value) if isinstance(value, int) else sp.Float(value)
         if isinstance(node, ast.Name):
             if node.id in names:
@@ -160,29 +180,38 @@ def parse_answer(text, variables):
             if isinstance(node.op, ast.BitXor):
                 raise ValueError("^ is not a power in Python: write x**2 instead of x^2")
             if type(node.op) not in _BINOPS:
-                raise ValueError(f"the operator {type(node.op).__name__} is not allowed "
-                                 "(only + - * / **)")
+                raise ValueError(
+                    f"the operator {type(node.op).__name__} is not allowed (only + - * / **)"
+                )
             left, right = build(node.left), build(node.right)
             if isinstance(node.op, ast.Pow):
                 return _power(left, right)
             return _BINOPS[type(node.op)](left, right)
         if isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name):
-                raise ValueError(f"calling {ast.dump(node.func)[:40]} is not allowed (only "
-                                 f"{', '.join(FUNCTIONS)})")
+                raise ValueError(
+                    f"calling {ast.dump(node.func)[:40]} is not allowed (only "
+                    f"{', '.join(FUNCTIONS)})"
+                )
             fname = node.func.id
             if fname not in FUNCTIONS:
-                raise ValueError(f"the function {fname!r} is not allowed (only {', '.join(FUNCTIONS)})")
+                raise ValueError(
+                    f"the function {fname!r} is not allowed (only {', '.join(FUNCTIONS)})"
+                )
             if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
                 raise ValueError(f"{fname}() takes plain arguments only")
             func, arities = FUNCTIONS[fname]
             if len(node.args) not in arities:
-                raise ValueError(f"{fname}() takes {' or '.join(map(str, arities[:2]))} argument(s), "
-                                 f"got {len(node.args)}")
+                raise ValueError(
+                    f"{fname}() takes {' or '.join(map(str, arities[:2]))} argument(s), "
+                    f"got {len(node.args)}"
+                )
             return func(*[build(a) for a in node.args])
-        raise ValueError(f"{type(node).__name__} is not allowed in a formula "
-                         "(only numbers, variables, + - * / **, parentheses and "
-                         f"{', '.join(FUNCTIONS)})")
+        raise ValueError(
+            f"{type(node).__name__} is not allowed in a formula "
+            "(only numbers, variables, + - * / **, parentheses and "
+            f"{', '.join(FUNCTIONS)})"
+        )
 
     try:
         return build(tree)
@@ -194,8 +223,10 @@ def parse_answer(text, variables):
 # Equivalence of two expressions
 # ----------------------------------------------------------------------------------------------
 
+
 class SymbolicResult(NamedTuple):
     """Outcome of check_equivalent: ok, a message in words, and the matched wrong-form hint."""
+
     ok: bool
     message: str
     hint: str | None
@@ -208,8 +239,12 @@ class _TimedOut(BaseException):
 @contextlib.contextmanager
 def _time_limit(seconds):
     """Yield True and raise _TimedOut after `seconds` (SIGALRM), or yield False if unavailable."""
-    usable = (hasattr(signal, "SIGALRM") and hasattr(signal, "setitimer") and seconds > 0
-              and threading.current_thread() is threading.main_thread())
+    usable = (
+        hasattr(signal, "SIGALRM")
+        and hasattr(signal, "setitimer")
+        and seconds > 0
+        and threading.current_thread() is threading.main_thread()
+    )
     if usable and signal.getitimer(signal.ITIMER_REAL)[0] > 0:
         usable = False  # someone else's alarm is running: leave it alone
     if not usable:
@@ -254,7 +289,9 @@ def _ranges(variables, expected):
         try:
             low, high = (float(r) for r in rng)
         except (TypeError, ValueError):
-            raise ValueError(f"the range of {sym} must be a pair (low, high) of numbers, got {rng!r}") from None
+            raise ValueError(
+                f"the range of {sym} must be a pair (low, high) of numbers, got {rng!r}"
+            ) from None
         if not low < high:
             raise ValueError(f"the range of {sym} must have low < high, got {rng!r}")
         out[sym] = (low, high)
@@ -287,18 +324,24 @@ def _as_sympy(value, what):
             return sp.Matrix(value), None
         except Exception:  # noqa: BLE001 - any failure means "not a vector of expressions"
             return None, f"{what} is a {type(value).__name__} that is not a vector of expressions"
-    return None, (f"{what} is a {type(value).__name__} ({value!r:.60}), not a SymPy expression; "
-                  "build it from the SymPy symbols, e.g. o*(1 - o)")
+    return None, (
+        f"{what} is a {type(value).__name__} ({value!r:.60}), not a SymPy expression; "
+        "build it from the SymPy symbols, e.g. o*(1 - o)"
+    )
 
 
 def _not_an_expression(expr):
     """Words saying why a SymPy object cannot be compared as an expression, or None."""
     if not isinstance(expr, (sp.Expr, sp.MatrixBase)):
-        return (f"the answer is a {type(expr).__name__} ({expr}), not an expression; give the "
-                "right-hand side only, e.g. o*(1 - o) rather than Eq(d, o*(1 - o))")
+        return (
+            f"the answer is a {type(expr).__name__} ({expr}), not an expression; give the "
+            "right-hand side only, e.g. o*(1 - o) rather than Eq(d, o*(1 - o))"
+        )
     if expr.atoms(sp.Derivative, sp.Integral, sp.Sum):
-        return ("the answer still contains an unevaluated derivative, integral or sum: "
-                "use sp.diff(...) or call .doit() on it")
+        return (
+            "the answer still contains an unevaluated derivative, integral or sum: "
+            "use sp.diff(...) or call .doit() on it"
+        )
     undefined = sorted({str(f.func) for f in expr.atoms(sp.core.function.AppliedUndef)})
     if undefined:
         return f"the answer contains the undefined function(s) {', '.join(undefined)}"
@@ -377,7 +420,9 @@ def _simplifies_to_zero(diff):
     return None
 
 
-def check_equivalent(answer, expected, variables, *, wrong_forms=None, timeout=3.0, samples=20, seed=0):
+def check_equivalent(
+    answer, expected, variables, *, wrong_forms=None, timeout=3.0, samples=20, seed=0
+):
     """Is `answer` algebraically equal to `expected`? Returns SymbolicResult(ok, message, hint).
 
     answer: SymPy expression (or Matrix), or a string read with ``parse_answer``; None means not
@@ -426,32 +471,57 @@ def check_equivalent(answer, expected, variables, *, wrong_forms=None, timeout=3
         # match symbols by name; report names that are not variables
         stray = sorted(s.name for s in _free_symbols(answer_sp) if s.name not in by_name)
         if stray:
-            return SymbolicResult(False, f"the answer uses {', '.join(stray)}, which "
-                                  f"{'is' if len(stray) == 1 else 'are'} not among the variables "
-                                  f"({', '.join(sorted(by_name))})", None)
+            return SymbolicResult(
+                False,
+                f"the answer uses {', '.join(stray)}, which "
+                f"{'is' if len(stray) == 1 else 'are'} not among the variables "
+                f"({', '.join(sorted(by_name))})",
+                None,
+            )
         answer_sp = answer_sp.xreplace({s: by_name[s.name] for s in _free_symbols(answer_sp)})
         forms = {}
         for msg, form in (wrong_forms or {}).items():
             form_sp, problem = _as_sympy(form, f"the wrong form {msg!r}")
             if form_sp is None:
                 raise ValueError(f"check_equivalent: {problem}")
-            forms[msg] = form_sp.xreplace({s: by_name[s.name] for s in _free_symbols(form_sp)
-                                           if s.name in by_name})
+            forms[msg] = form_sp.xreplace(
+                {s: by_name[s.name] for s in _free_symbols(form_sp) if s.name in by_name}
+            )
 
         shape = getattr(expected_sp, "shape", None)
         a_shape = getattr(answer_sp, "shape", None)
-        if shape and a_shape and a_shape != shape and 1 in shape and 1 in a_shape \
-                and len(answer_sp) == len(expected_sp):
+        if (
+            shape
+            and a_shape
+            and a_shape != shape
+            and 1 in shape
+            and 1 in a_shape
+            and len(answer_sp) == len(expected_sp)
+        ):
             answer_sp = answer_sp.reshape(*shape)  # a row vector for a column vector, or back
         if getattr(answer_sp, "shape", None) != shape:
             if shape is None:
-                return SymbolicResult(False, f"expected a single expression, got a matrix of shape "
-                                      f"{answer_sp.shape}", None)
-            return SymbolicResult(False, f"expected a matrix/vector of shape {shape}, got "
-                                  f"{'a single expression' if answer_sp.shape is None else answer_sp.shape}", None)
+                return SymbolicResult(
+                    False,
+                    f"expected a single expression, got a matrix of shape {answer_sp.shape}",
+                    None,
+                )
+            return SymbolicResult(
+                False,
+                f"expected a matrix/vector of shape {shape}, got "
+                f"{'a single expression' if answer_sp.shape is None else answer_sp.shape}",
+                None,
+            )
         if not _free_symbols(answer_sp) and _free_symbols(expected_sp) and shape is None:
-            hint = ("expected an expression in " + ", ".join(sorted(s.name for s in _free_symbols(expected_sp)))
-                    + (f", got the number {float(answer_sp):g}" if answer_sp.is_Number else f", got {answer_sp}"))
+            hint = (
+                "expected an expression in "
+                + ", ".join(sorted(s.name for s in _free_symbols(expected_sp)))
+                + (
+                    f", got the number {float(answer_sp):g}"
+                    if answer_sp.is_Number
+                    else f", got {answer_sp}"
+                )
+            )
         else:
             hint = None
 
@@ -490,8 +560,10 @@ def _decide(answer, expected, forms, ranges, syms, timeout, samples, seed, const
     mismatch = next((i for i in range(len(points)) if not _close(ans_vals[i], exp_vals[i])), None)
     enough = len(points) >= max(1, samples // 2) if syms else bool(points)
     if mismatch is None and not enough and undefined_answer is not None:
-        reason = (f"the answer is undefined (or not a real number) where the expected expression "
-                  f"is defined, e.g. at {_fmt_point(syms, undefined_answer)}")
+        reason = (
+            f"the answer is undefined (or not a real number) where the expected expression "
+            f"is defined, e.g. at {_fmt_point(syms, undefined_answer)}"
+        )
         return SymbolicResult(False, reason, None)
 
     if mismatch is not None:
@@ -514,11 +586,13 @@ def _decide(answer, expected, forms, ranges, syms, timeout, samples, seed, const
         return SymbolicResult(False, message, hint if hint is not None else auto)
 
     # numerically equal (or too few usable points): ask SymPy, within the time limit
-    verdict, timed_out, limited = None, False, False
+    verdict, timed_out = None, False
     with _time_limit(timeout) as limited:
         if limited:
             try:
-                verdict = _simplifies_to_zero(sp.Matrix(_entries(answer)) - sp.Matrix(_entries(expected)))
+                verdict = _simplifies_to_zero(
+                    sp.Matrix(_entries(answer)) - sp.Matrix(_entries(expected))
+                )
             except _TimedOut:
                 timed_out = True
             except Exception:  # noqa: BLE001 - SymPy failed on this expression: numeric verdict only
@@ -529,26 +603,51 @@ def _decide(answer, expected, forms, ranges, syms, timeout, samples, seed, const
         return SymbolicResult(True, "equal to the expected value", None)
     if enough:
         if verdict is True:
-            return SymbolicResult(True, f"equal to the expected expression (same values at {n} random "
-                                  "points; SymPy simplifies the difference to 0)", None)
+            return SymbolicResult(
+                True,
+                f"equal to the expected expression (same values at {n} random "
+                "points; SymPy simplifies the difference to 0)",
+                None,
+            )
         if verdict is False:
             # SymPy sees a difference outside the sampled ranges (e.g. Abs(o) against o for
             # o in (0, 1)): the ranges state the domain of the exercise, so the answer stands.
-            return SymbolicResult(True, f"equal to the expected expression on the ranges of the "
-                                  f"variables (same values at {n} random points; SymPy does not "
-                                  "simplify the difference to 0 for every value)", None)
-        note = (f"SymPy simplification timed out after {timeout:g} s" if timed_out
-                else "SymPy could not confirm it symbolically" if limited
-                else "SymPy simplification was skipped (no time limit available here)")
-        return SymbolicResult(True, f"equal to the expected expression (same values at {n} random "
-                              f"points; {note})", None)
+            return SymbolicResult(
+                True,
+                f"equal to the expected expression on the ranges of the "
+                f"variables (same values at {n} random points; SymPy does not "
+                "simplify the difference to 0 for every value)",
+                None,
+            )
+        note = (
+            f"SymPy simplification timed out after {timeout:g} s"
+            if timed_out
+            else "SymPy could not confirm it symbolically"
+            if limited
+            else "SymPy simplification was skipped (no time limit available here)"
+        )
+        return SymbolicResult(
+            True,
+            f"equal to the expected expression (same values at {n} random points; {note})",
+            None,
+        )
     if verdict is True:
-        return SymbolicResult(True, "equal to the expected expression (SymPy simplifies the difference to 0)", None)
+        return SymbolicResult(
+            True, "equal to the expected expression (SymPy simplifies the difference to 0)", None
+        )
     if timed_out:
-        return SymbolicResult(False, f"could not decide: too few points where both expressions are "
-                              f"defined, and SymPy simplification timed out after {timeout:g} s", None)
-    return SymbolicResult(False, "could not confirm that the answer equals the expected expression "
-                          f"(only {n} usable sample points)", None)
+        return SymbolicResult(
+            False,
+            f"could not decide: too few points where both expressions are "
+            f"defined, and SymPy simplification timed out after {timeout:g} s",
+            None,
+        )
+    return SymbolicResult(
+        False,
+        "could not confirm that the answer equals the expected expression "
+        f"(only {n} usable sample points)",
+        None,
+    )
 
 
 def _wrong_form_hint(f_forms, points, ans_vals):
@@ -569,15 +668,18 @@ def _wrong_form_hint(f_forms, points, ans_vals):
 
 def _automatic_hint(ans_vals, exp_vals):
     from bpkit.course.checks import factor_hint  # checks imports this module lazily: no cycle
+
     a, e = np.array(ans_vals), np.array(exp_vals)
     if not np.any(np.abs(e) > 1e-12):
         return None
     return factor_hint(a, e, _close, "expression")
-    for factor, text in ((-1.0, "it is the negative of the expected expression: check the sign"),
-                         (2.0, "it is 2 times the expected expression: check the factor 2"),
-                         (0.5, "it is half the expected expression: check the factor 2"),
-                         (-2.0, "it is -2 times the expected expression: check the sign and the factor 2"),
-                         (-0.5, "it is -1/2 times the expected expression: check the sign and the factor 2")):
+    for factor, text in (
+        (-1.0, "it is the negative of the expected expression: check the sign"),
+        (2.0, "it is 2 times the expected expression: check the factor 2"),
+        (0.5, "it is half the expected expression: check the factor 2"),
+        (-2.0, "it is -2 times the expected expression: check the sign and the factor 2"),
+        (-0.5, "it is -1/2 times the expected expression: check the sign and the factor 2"),
+    ):
         if _close(a, factor * e):
             return text
     return None
@@ -595,6 +697,7 @@ o = sp.Symbol("o", real=True)
 
 class Derivative(NamedTuple):
     """An activation g(a), its derivative derived by ``sp.diff``, and g' written with o = g(a)."""
+
     name: str
     g: sp.Expr
     g_prime: sp.Expr
@@ -619,6 +722,7 @@ DERIVATIVES = {
 
 class LossGradient(NamedTuple):
     """An objective of outputs Y and targets T (N x K symbol matrices) and its gradient dE/dY."""
+
     name: str
     objective: sp.Expr
     gradient: sp.Matrix
@@ -634,7 +738,7 @@ def _loss_gradient(name, objective_of, n=3, k=2):
 
 
 def _sse(Y, T, n):
-    return sp.Rational(1, 2) * sum((y - t)**2 for y, t in zip(Y, T))
+    return sp.Rational(1, 2) * sum((y - t) ** 2 for y, t in zip(Y, T))
 
 
 #: objective name -> LossGradient for N = 3 patterns and K = 2 outputs:
@@ -645,7 +749,7 @@ def _sse(Y, T, n):
 LOSS_GRADIENTS = {
     "sse": _loss_gradient("sse", _sse),
     "mse": _loss_gradient("mse", lambda Y, T, n: _sse(Y, T, n) / n),
-    "betke": _loss_gradient("betke", lambda Y, T, n: -sum((t - y)**2 for y, t in zip(Y, T))),
+    "betke": _loss_gradient("betke", lambda Y, T, n: -sum((t - y) ** 2 for y, t in zip(Y, T))),
 }
 
 
@@ -677,6 +781,7 @@ RTOL, ATOL = 1e-7, 1e-12
 def _numeric_table():
     """{name: callable} from bpkit's numeric core (imported here to keep the import light)."""
     import bpkit
+
     table = {}
     for name in DERIVATIVES:
         act = bpkit.activation(name)
@@ -692,11 +797,13 @@ def _numeric_table():
 def _exact(expr, symbols):
     """expr as a high-precision function of floats (mpmath, 50 digits): no overflow at |a| = 1e3."""
     import mpmath
+
     f = sp.lambdify(symbols, expr, modules="mpmath")
 
     def evaluate(*xs):
         with mpmath.workdps(50):
             return float(f(*[mpmath.mpf(x) for x in xs]))
+
     return evaluate
 
 
@@ -724,7 +831,9 @@ def compare(numeric=None, points=EDGE_POINTS + GRID, seed=0):
                 for x in points:
                     ref = ref_f(x)
                     try:
-                        with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
+                        with np.errstate(
+                            over="raise", divide="raise", invalid="raise", under="ignore"
+                        ):
                             num = float(num_f(np.float64(x)))
                     except Exception:  # noqa: BLE001 - a crash or an overflow is a disagreement (nan)
                         num = float("nan")
@@ -744,10 +853,21 @@ def compare(numeric=None, points=EDGE_POINTS + GRID, seed=0):
                     E, G = float("nan"), np.full(Y.size, np.nan)
                 rows.append((name, f"value #{trial}", ref_E(*xs), E, _agree(E, ref_E(*xs))))
                 errs = [abs(g - r(*xs)) for g, r in zip(G, ref_G)]
-                worst = int(np.argmax(errs)) if np.all(np.isfinite(errs)) else int(np.argmax(~np.isfinite(G)))
+                worst = (
+                    int(np.argmax(errs))
+                    if np.all(np.isfinite(errs))
+                    else int(np.argmax(~np.isfinite(G)))
+                )
                 ref = ref_G[worst](*xs)
-                rows.append((name + " gradient", f"max err #{trial}", ref, float(G[worst]),
-                             all(_agree(g, r(*xs)) for g, r in zip(G, ref_G))))
+                rows.append(
+                    (
+                        name + " gradient",
+                        f"max err #{trial}",
+                        ref,
+                        float(G[worst]),
+                        all(_agree(g, r(*xs)) for g, r in zip(G, ref_G)),
+                    )
+                )
     return rows
 
 
@@ -762,8 +882,18 @@ def identities():
     rows.append(("max of sigmoid' is 1/4 at a = 0", sigmoid_prime_max() == (0, sp.Rational(1, 4))))
     mse, sse = LOSS_GRADIENTS["mse"], LOSS_GRADIENTS["sse"]
     betke = LOSS_GRADIENTS["betke"]
-    rows.append(("dMSE/dY = dSSE/dY / N", sp.simplify(mse.gradient - sse.gradient / mse.Y.rows) == sp.zeros(*mse.Y.shape)))
-    rows.append(("dP/dO = -2 dSSE/dY (Betke)", sp.simplify(betke.gradient + 2 * sse.gradient) == sp.zeros(*sse.Y.shape)))
+    rows.append(
+        (
+            "dMSE/dY = dSSE/dY / N",
+            sp.simplify(mse.gradient - sse.gradient / mse.Y.rows) == sp.zeros(*mse.Y.shape),
+        )
+    )
+    rows.append(
+        (
+            "dP/dO = -2 dSSE/dY (Betke)",
+            sp.simplify(betke.gradient + 2 * sse.gradient) == sp.zeros(*sse.Y.shape),
+        )
+    )
     return rows
 
 
@@ -778,23 +908,39 @@ def main(argv=None, *, numeric=None, out=None):
     verbose = "--all" in args
     rows = compare(numeric)
     bad = [r for r in rows if not r[4]]
-    print("SymPy derivatives against bpkit's numeric functions "
-          f"(agree: |bpkit - sympy| <= {ATOL:g} + {RTOL:g} |sympy|; SymPy evaluated with 50 digits)", file=out)
+    print(
+        "SymPy derivatives against bpkit's numeric functions "
+        f"(agree: |bpkit - sympy| <= {ATOL:g} + {RTOL:g} |sympy|; SymPy evaluated with 50 digits)",
+        file=out,
+    )
     print(f"{'function':<18} {'at':>14} {'sympy':>24} {'bpkit':>24} {'abs err':>10}  ok", file=out)
-    shown = rows if verbose else [r for r in rows if not isinstance(r[1], float) or r[1] in EDGE_POINTS or not r[4]]
+    shown = (
+        rows
+        if verbose
+        else [r for r in rows if not isinstance(r[1], float) or r[1] in EDGE_POINTS or not r[4]]
+    )
     for what, at, ref, num, ok in shown:
         at_s = f"{at:.6g}" if isinstance(at, float) else at
         err = abs(num - ref) if math.isfinite(num) else float("nan")
-        print(f"{what:<18} {at_s:>14} {ref:>24.16g} {num:>24.16g} {err:>10.2e}  {'yes' if ok else 'NO'}", file=out)
+        print(
+            f"{what:<18} {at_s:>14} {ref:>24.16g} {num:>24.16g} {err:>10.2e}  {'yes' if ok else 'NO'}",
+            file=out,
+        )
     if not verbose:
-        print(f"(plus {len(rows) - len(shown)} agreeing grid points in [-8, 8]; --all shows them)", file=out)
+        print(
+            f"(plus {len(rows) - len(shown)} agreeing grid points in [-8, 8]; --all shows them)",
+            file=out,
+        )
     print("\nSymbolic identities", file=out)
     ident = identities()
     for what, ok in ident:
         print(f"  {'yes' if ok else 'NO ':<4} {what}", file=out)
     failures = len(bad) + sum(1 for _, ok in ident if not ok)
-    print(f"\n{len(rows)} comparisons, {len(ident)} identities: "
-          + ("all agree" if not failures else f"{failures} DISAGREE"), file=out)
+    print(
+        f"\n{len(rows)} comparisons, {len(ident)} identities: "
+        + ("all agree" if not failures else f"{failures} DISAGREE"),
+        file=out,
+    )
     return 0 if not failures else 1
 
 

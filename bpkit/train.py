@@ -7,6 +7,7 @@ online versions).
   batch_size=1     online / stochastic: N updates per epoch, one per pattern
   batch_size=M     minibatch: ceil(N / M) updates per epoch (the last batch may be smaller)
 """
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,7 +31,9 @@ class History:
     updates: int = 0
 
 
-def train(net, X, T, optimizer, epochs, batch_size=None, loss="mse", shuffle=True, seed=0, callback=None):
+def train(
+    net, X, T, optimizer, epochs, batch_size=None, loss="mse", shuffle=True, seed=0, callback=None
+):
     """Train net (an MLP) on X (N, I_0), T (N, J_L) for `epochs` epochs; returns a History.
 
     optimizer: any object with .step(params, grads) (see bpkit.optim). shuffle: visit the
@@ -41,13 +44,20 @@ def train(net, X, T, optimizer, epochs, batch_size=None, loss="mse", shuffle=Tru
     _check_name(loss)
     weights, biases, acts, X, T = _check_net(net.weights, net.biases, net.activations, X, T)
     if not hasattr(optimizer, "step"):
-        raise ValueError(f"optimizer must have a .step(params, grads) method; given {type(optimizer).__name__}")
+        raise ValueError(
+            f"optimizer must have a .step(params, grads) method; given {type(optimizer).__name__}"
+        )
     if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 0:
         raise ValueError(f"epochs must be an int >= 0; given {epochs!r}")
     N = X.shape[0]
-    if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool)
-                                   or not 1 <= batch_size <= N):
-        raise ValueError(f"batch_size must be None (full batch) or an int from 1 to N = {N}; given {batch_size!r}")
+    if batch_size is not None and (
+        not isinstance(batch_size, (int, np.integer))
+        or isinstance(batch_size, bool)
+        or not 1 <= batch_size <= N
+    ):
+        raise ValueError(
+            f"batch_size must be None (full batch) or an int from 1 to N = {N}; given {batch_size!r}"
+        )
     if callback is not None and not callable(callback):
         raise ValueError(f"callback must be callable or None; given {type(callback).__name__}")
 
@@ -55,11 +65,11 @@ def train(net, X, T, optimizer, epochs, batch_size=None, loss="mse", shuffle=Tru
     M = N if batch_size is None else batch_size
     history = History()
     params = net.params()
-    work = None        # the previous step's Trace: its arrays are reused (no new allocations)
+    work = None  # the previous step's Trace: its arrays are reused (no new allocations)
     for epoch in range(1, epochs + 1):
         order = rng.permutation(N) if shuffle and M < N else np.arange(N)
         for start in range(0, N, M):
-            rows = order[start:start + M]
+            rows = order[start : start + M]
             Xb, Tb = (X, T) if M == N else (X[rows], T[rows])
             work = _trace(net.weights, net.biases, acts, Xb, Tb, loss, reuse=work)
             optimizer.step(params, interleave(work.dW, work.db))

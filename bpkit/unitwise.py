@@ -14,6 +14,7 @@ delta_k = (d_k - o_k) f'_k(net_k), Case 2 (hidden) delta_j = (sum_k delta_k w_kj
 Delta_p w_tu = delta_t o_u. Over patterns the gradients add up: E_tot = sum_p E_p (Micheli);
 for loss="mse" everything is divided by N (the mean of Laux eq 3).
 """
+
 import numpy as np
 
 from .losses import _check_name
@@ -26,12 +27,12 @@ def backprop(weights, biases, activations, X, T, loss="sse"):
     weights, biases, acts, X, T = _check_net(weights, biases, activations, X, T)
     L = len(weights)
     N = X.shape[0]
-    scale = 1.0 / N if loss == "mse" else 1.0      # "mse" = "sse" / N
+    scale = 1.0 / N if loss == "mse" else 1.0  # "mse" = "sse" / N
     dW = [np.zeros_like(W) for W in weights]
     db = [np.zeros_like(b) for b in biases]
     E = 0.0
 
-    for n in range(N):                                  # one pattern at a time
+    for n in range(N):  # one pattern at a time
         # ---- forward pass: x[l] = outputs of the units feeding layer l (x[0] = the pattern)
         x = [list(X[n])]
         a = []
@@ -40,11 +41,11 @@ def backprop(weights, biases, activations, X, T, loss="sse"):
             J, I = W.shape
             a_l, x_next = [], []
             for j in range(J):
-                a_j = b[j]                              # bias unit: weight b_j times 1
+                a_j = b[j]  # bias unit: weight b_j times 1
                 for i in range(I):
-                    a_j += W[j, i] * x[l][i]            # a_j = sum_i w_ji x_i      (eq 6)
+                    a_j += W[j, i] * x[l][i]  # a_j = sum_i w_ji x_i      (eq 6)
                 a_l.append(a_j)
-                x_next.append(g(a_j))                   # x_j = g(a_j)              (eq 6)
+                x_next.append(g(a_j))  # x_j = g(a_j)              (eq 6)
             a.append(a_l)
             x.append(x_next)
         y, t = x[L], T[n]
@@ -64,9 +65,9 @@ def backprop(weights, biases, activations, X, T, loss="sse"):
         for l in range(L - 2, -1, -1):
             W_up, g_prime = weights[l + 1], acts[l].g_prime
             delta[l] = []
-            for i in range(W_up.shape[1]):              # unit i of layer l
+            for i in range(W_up.shape[1]):  # unit i of layer l
                 s = 0.0
-                for j in range(W_up.shape[0]):          # every unit j of layer l+1 it feeds
+                for j in range(W_up.shape[0]):  # every unit j of layer l+1 it feeds
                     s += delta[l + 1][j] * W_up[j, i]
                 delta[l].append(g_prime(a[l][i]) * s)
 
@@ -74,7 +75,7 @@ def backprop(weights, biases, activations, X, T, loss="sse"):
         for l in range(L):
             J, I = weights[l].shape
             for j in range(J):
-                db[l][j] += delta[l][j]                 # the bias unit's output is 1
+                db[l][j] += delta[l][j]  # the bias unit's output is 1
                 for i in range(I):
                     dW[l][j, i] += delta[l][j] * x[l][i]
     return float(E), dW, db

@@ -1,4 +1,5 @@
 """Shared test fixtures: a tiny nbgrader course built in a temp folder, and a CLI runner."""
+
 import json
 import os
 import subprocess
@@ -15,8 +16,14 @@ VENV_BIN = str(Path(sys.executable).parent)
 
 def nbg_md(grade_id, **kw):
     """Schema-3 nbgrader cell metadata."""
-    md = {"schema_version": 3, "grade": False, "solution": False, "locked": False,
-          "grade_id": grade_id, "task": False}
+    md = {
+        "schema_version": 3,
+        "grade": False,
+        "solution": False,
+        "locked": False,
+        "grade_id": grade_id,
+        "task": False,
+    }
     md.update(kw)
     return {"nbgrader": md}
 
@@ -26,33 +33,56 @@ def fixture_notebook():
     hidden pts) and a written answer (why, 1 pt). Needs no bpkit."""
     cells = [
         new_markdown_cell("# Fixture course", metadata=nbg_md("intro", locked=True)),
-        new_code_cell("import numpy as np\n"
-                      "class NotAnswered(AssertionError):\n    pass", metadata=nbg_md("setup", locked=True)),
-        new_code_cell("x = None  # replace None with your answer\n"
-                      "### BEGIN SOLUTION\nx = 2\n### END SOLUTION", metadata=nbg_md("ex_x", solution=True)),
-        new_code_cell("if x is None:\n    raise NotAnswered('ex_x: replace None with your answer')\n"
-                      "assert x == 2, 'ex_x: expected 2, got %r (sign?)' % (x,)\nprint('ex_x: correct')\n"
-                      "### BEGIN HIDDEN TESTS\nassert 3 * x == 6\n### END HIDDEN TESTS",
-                      metadata=nbg_md("ex_x_test", grade=True, locked=True, points=2)),
-        new_code_cell("def f(a):\n    \"\"\"Twice a.\"\"\"\n    ### BEGIN SOLUTION\n    return 2 * a\n"
-                      "    ### END SOLUTION", metadata=nbg_md("ex_f", solution=True)),
-        new_code_cell("assert f(1) == 2, 'ex_f: f(1) should be 2'",
-                      metadata=nbg_md("ex_f_test", grade=True, locked=True, points=1)),
-        new_code_cell("### BEGIN HIDDEN TESTS\nassert np.allclose(f(np.arange(3.0)), [0, 2, 4])\n"
-                      "### END HIDDEN TESTS", metadata=nbg_md("ex_f_test2", grade=True, locked=True, points=2)),
-        new_markdown_cell("Why is f linear?\n\n### BEGIN SOLUTION\nBecause 2(a+b) = 2a + 2b.\n"
-                          "### END SOLUTION", metadata=nbg_md("why", solution=True, grade=True, points=1)),
+        new_code_cell(
+            "import numpy as np\nclass NotAnswered(AssertionError):\n    pass",
+            metadata=nbg_md("setup", locked=True),
+        ),
+        new_code_cell(
+            "x = None  # replace None with your answer\n"
+            "### BEGIN SOLUTION\nx = 2\n### END SOLUTION",
+            metadata=nbg_md("ex_x", solution=True),
+        ),
+        new_code_cell(
+            "if x is None:\n    raise NotAnswered('ex_x: replace None with your answer')\n"
+            "assert x == 2, 'ex_x: expected 2, got %r (sign?)' % (x,)\nprint('ex_x: correct')\n"
+            "### BEGIN HIDDEN TESTS\nassert 3 * x == 6\n### END HIDDEN TESTS",
+            metadata=nbg_md("ex_x_test", grade=True, locked=True, points=2),
+        ),
+        new_code_cell(
+            'def f(a):\n    """Twice a."""\n    ### BEGIN SOLUTION\n    return 2 * a\n'
+            "    ### END SOLUTION",
+            metadata=nbg_md("ex_f", solution=True),
+        ),
+        new_code_cell(
+            "assert f(1) == 2, 'ex_f: f(1) should be 2'",
+            metadata=nbg_md("ex_f_test", grade=True, locked=True, points=1),
+        ),
+        new_code_cell(
+            "### BEGIN HIDDEN TESTS\nassert np.allclose(f(np.arange(3.0)), [0, 2, 4])\n"
+            "### END HIDDEN TESTS",
+            metadata=nbg_md("ex_f_test2", grade=True, locked=True, points=2),
+        ),
+        new_markdown_cell(
+            "Why is f linear?\n\n### BEGIN SOLUTION\nBecause 2(a+b) = 2a + 2b.\n### END SOLUTION",
+            metadata=nbg_md("why", solution=True, grade=True, points=1),
+        ),
     ]
-    nb = new_notebook(cells=cells, metadata={"kernelspec": {
-        "name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb = new_notebook(
+        cells=cells,
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+    )
     nbformat.validate(nb)
     return nb
 
 
 FIXTURE_WRONG = {
     "ex_x": [{"why": "sign error", "source": "x = -2"}],
-    "ex_f": [{"why": "forgot the factor 2", "source": "def f(a):\n    return a"},
-             {"why": "right on 1 only", "source": "def f(a):\n    return 2"}],
+    "ex_f": [
+        {"why": "forgot the factor 2", "source": "def f(a):\n    return a"},
+        {"why": "right on 1 only", "source": "def f(a):\n    return 2"},
+    ],
 }
 
 
@@ -70,8 +100,14 @@ class FixtureCourse:
         (self.wrong / "01_fix.json").write_text(json.dumps(FIXTURE_WRONG))
 
     def args(self):
-        return ["--course", str(self.course), "--source", str(self.source),
-                "--wrong-answers", str(self.wrong)]
+        return [
+            "--course",
+            str(self.course),
+            "--source",
+            str(self.source),
+            "--wrong-answers",
+            str(self.wrong),
+        ]
 
 
 def run_cli(*args, timeout=600, env=None, cwd=None):
@@ -83,8 +119,14 @@ def run_cli(*args, timeout=600, env=None, cwd=None):
     full_env["PYTHONPATH"] = str(REPO)
     if env:
         full_env.update(env)
-    return subprocess.run([sys.executable, "-m", "autograder", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, env=full_env, cwd=cwd or REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "autograder", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=cwd or REPO,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -99,5 +141,8 @@ def fixture_course(tmp_path_factory):
 
 def series_notebooks():
     """Paths of notebooks/NN_slug/NN_slug.ipynb present in the repo."""
-    return sorted(p for p in (REPO / "notebooks").glob("[0-9][0-9]_*/[0-9][0-9]_*.ipynb")
-                  if p.stem == p.parent.name)
+    return sorted(
+        p
+        for p in (REPO / "notebooks").glob("[0-9][0-9]_*/[0-9][0-9]_*.ipynb")
+        if p.stem == p.parent.name
+    )

@@ -6,6 +6,7 @@ monkeypatching, calling the reference) is graded in ONE `python -m autograder gr
 limits, next to ordinary submissions that must still be graded right. Expected statuses and scores
 come from autograder/README.md's rules applied to the fixture (tests/adversarial/fixture.py).
 """
+
 from __future__ import annotations
 
 import time
@@ -13,13 +14,23 @@ import uuid
 
 import psutil
 import pytest
-
 from adversarial import corpus, fixture
-from adversarial.harness import (AnswerServer, REPO, exercise_scores, file_digest, grades_by_key,
-                                 host_ip, release, run_grader, tree_digest)
+from adversarial.harness import (
+    REPO,
+    AnswerServer,
+    exercise_scores,
+    file_digest,
+    grades_by_key,
+    host_ip,
+    release,
+    run_grader,
+    tree_digest,
+)
 
-pytestmark = pytest.mark.skipif(not (REPO / "autograder" / "__main__.py").exists(),
-                                reason="autograder CLI (autograder/__main__.py) not written yet")
+pytestmark = pytest.mark.skipif(
+    not (REPO / "autograder" / "__main__.py").exists(),
+    reason="autograder CLI (autograder/__main__.py) not written yet",
+)
 
 LIMITS = ["--jobs", "2", "--cell-timeout", "5", "--timeout", "30", "--memory", "1024"]
 RUN_TIMEOUT = 300  # hard bound; about 170 s on 2 idle cores (the goal: the file under 4 minutes)
@@ -36,20 +47,36 @@ def batch(tmp_path_factory):
     source_nb = fixture.write_source(source)
     release_nb = release(course, source, fixture.ASSIGNMENT)
     with AnswerServer(b"-11") as server:
-        ctx = corpus.Ctx(source_nb=source_nb, release_nb=release_nb, course=course,
-                         submissions=root / "submissions", out=root / "out", port=server.port,
-                         host_ip=host_ip(), token=uuid.uuid4().hex[:12])
+        ctx = corpus.Ctx(
+            source_nb=source_nb,
+            release_nb=release_nb,
+            course=course,
+            submissions=root / "submissions",
+            out=root / "out",
+            port=server.port,
+            host_ip=host_ip(),
+            token=uuid.uuid4().hex[:12],
+        )
         cases = corpus.build_all(ctx)
         before = tree_digest(ctx.submissions)
         source_before = file_digest(source_nb)
         start = time.monotonic()
-        proc = run_grader(course, source, "grade", ctx.submissions, "--out", ctx.out, *LIMITS,
-                          timeout=RUN_TIMEOUT)
+        proc = run_grader(
+            course, source, "grade", ctx.submissions, "--out", ctx.out, *LIMITS, timeout=RUN_TIMEOUT
+        )
         elapsed = time.monotonic() - start
         connections = server.connections
     leftovers = [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "bpkadvfork"]
-    yield dict(ctx=ctx, cases=cases, proc=proc, elapsed=elapsed, before=before,
-               source_before=source_before, connections=connections, leftovers=leftovers)
+    yield dict(
+        ctx=ctx,
+        cases=cases,
+        proc=proc,
+        elapsed=elapsed,
+        before=before,
+        source_before=source_before,
+        connections=connections,
+        leftovers=leftovers,
+    )
     for marker in ctx.outside_markers():  # never leave an attack's file behind
         if marker.is_file():
             marker.unlink()
@@ -64,15 +91,20 @@ def test_batch_completes_with_every_row(batch):
     grades = grades_by_key(batch["ctx"].out)
     expected = {(c.student, fixture.ASSIGNMENT) for c in batch["cases"].values()}
     expected |= {(c.student, asg) for c in batch["cases"].values() for asg in c.rows}
-    assert set(grades) == expected, (f"missing rows {sorted(expected - set(grades))}, "
-                                     f"unexpected rows {sorted(set(grades) - expected)}")
+    assert set(grades) == expected, (
+        f"missing rows {sorted(expected - set(grades))}, "
+        f"unexpected rows {sorted(set(grades) - expected)}"
+    )
     print(f"graded {len(grades)} rows in {batch['elapsed']:.1f} s")
 
 
 def _params():
     for c in corpus.CASES:
-        marks = ([pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[c.student])]
-                 if c.student in KNOWN_GAPS else [])
+        marks = (
+            [pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[c.student])]
+            if c.student in KNOWN_GAPS
+            else []
+        )
         yield pytest.param(c.student, marks=marks, id=c.student.encode("unicode_escape").decode())
 
 
@@ -85,25 +117,33 @@ def test_case_outcome(batch, student):
     row = grades[key]
     got = (row["status"], float(row["score"]))
     allowed = {(s, float(p)) for s, p in case.outcomes}
-    assert got in allowed, (f"{student!r} ({case.what}): got status/score {got}, expected one of "
-                            f"{sorted(allowed)}; reason: {row['reason']!r}")
-    assert float(row["max_score"]) == fixture.MAX_SCORE, f"max_score {row['max_score']} for {student!r}"
+    assert got in allowed, (
+        f"{student!r} ({case.what}): got status/score {got}, expected one of "
+        f"{sorted(allowed)}; reason: {row['reason']!r}"
+    )
+    assert float(row["max_score"]) == fixture.MAX_SCORE, (
+        f"max_score {row['max_score']} for {student!r}"
+    )
     if row["status"] != "ok":
         assert row["reason"].strip(), f"{student!r}: status {row['status']} without a reason"
     if case.reason:
-        assert case.reason in row["reason"].lower(), (f"{student!r}: reason {row['reason']!r} should "
-                                                      f"mention {case.reason!r}")
+        assert case.reason in row["reason"].lower(), (
+            f"{student!r}: reason {row['reason']!r} should mention {case.reason!r}"
+        )
     if case.untouched_tests:
-        assert "restored" not in row["reason"].lower(), (f"{student!r}: test cells are as released, "
-                                                         f"yet the reason says {row['reason']!r}")
+        assert "restored" not in row["reason"].lower(), (
+            f"{student!r}: test cells are as released, yet the reason says {row['reason']!r}"
+        )
     per_exercise = exercise_scores(batch["ctx"].out).get(key, {})
     for ex in case.zero:
-        assert per_exercise.get(ex, 0.0) == 0.0, (f"{student!r}: exercise {ex} earned "
-                                                   f"{per_exercise[ex]} (must be 0)")
+        assert per_exercise.get(ex, 0.0) == 0.0, (
+            f"{student!r}: exercise {ex} earned {per_exercise[ex]} (must be 0)"
+        )
     for asg, (status, score) in case.rows.items():
         other = grades.get((student, asg))
-        assert other and (other["status"], float(other["score"])) == (status, score), \
+        assert other and (other["status"], float(other["score"])) == (status, score), (
             f"{student!r}/{asg}: expected {(status, score)}, got {other}"
+        )
 
 
 def test_exercise_scores_add_up(batch):
@@ -111,12 +151,18 @@ def test_exercise_scores_add_up(batch):
     grades = grades_by_key(batch["ctx"].out)
     for key, per in exercise_scores(batch["ctx"].out).items():
         if key in grades and grades[key]["status"] not in ("missing", "invalid"):
-            assert abs(sum(per.values()) - float(grades[key]["score"])) < 1e-6, (key, per, grades[key])
+            assert abs(sum(per.values()) - float(grades[key]["score"])) < 1e-6, (
+                key,
+                per,
+                grades[key],
+            )
 
 
 def test_submissions_never_modified(batch):
     after = tree_digest(batch["ctx"].submissions)
-    changed = sorted(k for k in set(batch["before"]) | set(after) if batch["before"].get(k) != after.get(k))
+    changed = sorted(
+        k for k in set(batch["before"]) | set(after) if batch["before"].get(k) != after.get(k)
+    )
     assert not changed, f"SUBMISSIONS changed: {changed}"
 
 
@@ -135,13 +181,17 @@ def test_no_leftover_processes(batch):
 def test_outputs_bounded_and_feedback_written(batch):
     out = batch["ctx"].out
     total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    assert total < 60 * 2**20, f"grader output is {total / 2**20:.0f} MB (output limits not applied?)"
+    assert total < 60 * 2**20, (
+        f"grader output is {total / 2**20:.0f} MB (output limits not applied?)"
+    )
     grades = grades_by_key(out)
     for (student, asg), row in grades.items():
         if row["status"] not in ("missing", "invalid"):
             html = out / "feedback" / student / asg / f"{asg}.html"
             assert html.is_file(), f"no feedback for {student!r}/{asg} ({row['status']})"
-            assert html.stat().st_size < 15 * 2**20, f"feedback {html} is {html.stat().st_size} bytes"
+            assert html.stat().st_size < 15 * 2**20, (
+                f"feedback {html} is {html.stat().st_size} bytes"
+            )
 
 
 def test_runtime_budget(batch):

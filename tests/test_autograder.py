@@ -1,23 +1,24 @@
 """The autograder CLI on a small fixture course (fast; no series notebook needed)."""
+
 import copy
 import csv
 import hashlib
 import json
 import os
 import shutil
-import sys
 
 import nbformat
 import pytest
+from conftest import VENV_BIN, run_cli
 
 from autograder.nbtools import prepare_submission, student_version
-from conftest import REPO, VENV_BIN, run_cli
 
 TESTS = {"ex_x_test": 2, "ex_f_test": 1, "ex_f_test2": 2}
 
 
 def gradebook(fc):
     from nbgrader.api import Gradebook
+
     return Gradebook("sqlite:///%s" % (fc.course / "gradebook.db"), course_id="bpkit")
 
 
@@ -28,7 +29,12 @@ def tree_digest(root):
         for name in sorted(filenames + dirnames):
             p = os.path.join(dirpath, name)
             st = os.lstat(p)
-            h.update(("%s %o %d %d\n" % (os.path.relpath(p, root), st.st_mode, st.st_size, st.st_mtime_ns)).encode())
+            h.update(
+                (
+                    "%s %o %d %d\n"
+                    % (os.path.relpath(p, root), st.st_mode, st.st_size, st.st_mtime_ns)
+                ).encode()
+            )
             if os.path.isfile(p) and not os.path.islink(p):
                 h.update(open(p, "rb").read())
     return h.hexdigest()
@@ -59,6 +65,7 @@ def put(root, student, content, name="01_fix.ipynb", assignment="01_fix"):
 
 # ---------------------------------------------------------------- release
 
+
 def test_release_strips_solutions_hidden_tests_and_foreign_metadata(fixture_course):
     text = (fixture_course.course / "release" / "01_fix" / "01_fix.ipynb").read_text()
     assert "BEGIN SOLUTION" not in text and "x = 2" not in text and "return 2 * a" not in text
@@ -80,15 +87,18 @@ def test_release_unknown_assignment_lists_valid_ones(fixture_course):
     assert len(lines) == 1 and "99_nope" in lines[0] and "01_fix" in lines[0]
 
 
-@pytest.mark.parametrize("args, words", [
-    (["grade"], "SUBMISSIONS"),
-    (["grade", "/nonexistent/subs", "--out", "/tmp/x"], "does not exist"),
-    (["grade", ".", "--out", "o", "--jobs", "0"], "--jobs"),
-    (["grade", ".", "--out", "o", "--cell-timeout", "soon"], "cell-timeout"),
-    (["check", "/nonexistent.ipynb"], "not found"),
-    (["frobnicate"], "frobnicate"),
-    ([], "command"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["grade"], "SUBMISSIONS"),
+        (["grade", "/nonexistent/subs", "--out", "/tmp/x"], "does not exist"),
+        (["grade", ".", "--out", "o", "--jobs", "0"], "--jobs"),
+        (["grade", ".", "--out", "o", "--cell-timeout", "soon"], "cell-timeout"),
+        (["check", "/nonexistent.ipynb"], "not found"),
+        (["frobnicate"], "frobnicate"),
+        ([], "command"),
+    ],
+)
 def test_usage_errors_are_one_line_exit_2(fixture_course, args, words):
     proc = run_cli(*fixture_course.args(), *args)
     assert proc.returncode == 2, proc.stderr
@@ -99,30 +109,47 @@ def test_usage_errors_are_one_line_exit_2(fixture_course, args, words):
 
 def test_grade_refuses_without_bwrap_unless_no_sandbox(fixture_course, tmp_path):
     put(tmp_path / "subs", "amy", fixture_course.src_nb)
-    proc = run_cli(*fixture_course.args(), "grade", tmp_path / "subs", "--out", tmp_path / "out",
-                   env={"PATH": VENV_BIN})
+    proc = run_cli(
+        *fixture_course.args(),
+        "grade",
+        tmp_path / "subs",
+        "--out",
+        tmp_path / "out",
+        env={"PATH": VENV_BIN},
+    )
     assert proc.returncode == 2 and "--no-sandbox" in proc.stderr
     assert not (tmp_path / "out" / "grades.csv").exists()
 
 
 # ---------------------------------------------------------------- cell restoration (unit)
 
+
 def test_prepare_restores_tests_and_reports_structure_changes(fixture_course):
     src, rel = fixture_course.src_nb, fixture_course.release_nb
     sub = copy.deepcopy(rel)
-    sub.cells[3].source = "pass"                                   # edited test
-    sub.cells[5].cell_type = "markdown"                            # retyped test
+    sub.cells[3].source = "pass"  # edited test
+    sub.cells[5].cell_type = "markdown"  # retyped test
     sub.cells[5].pop("outputs"), sub.cells[5].pop("execution_count")
-    sub.cells.insert(4, copy.deepcopy(sub.cells[2]))               # duplicated answer id
+    sub.cells.insert(4, copy.deepcopy(sub.cells[2]))  # duplicated answer id
     sub.cells[4].source = "x = 99"
-    del sub.cells[7]                                               # deleted ex_f_test2
-    fake = nbformat.v4.new_code_cell("pass", metadata={"nbgrader": {
-        "grade": True, "grade_id": "bonus_test", "points": 100, "solution": False,
-        "locked": True, "schema_version": 3}})
+    del sub.cells[7]  # deleted ex_f_test2
+    fake = nbformat.v4.new_code_cell(
+        "pass",
+        metadata={
+            "nbgrader": {
+                "grade": True,
+                "grade_id": "bonus_test",
+                "points": 100,
+                "solution": False,
+                "locked": True,
+                "schema_version": 3,
+            }
+        },
+    )
     sub.cells.append(fake)
     before = copy.deepcopy(sub)
     nb, notes = prepare_submission(sub, src)
-    assert sub == before                                           # input untouched
+    assert sub == before  # input untouched
     text = "; ".join(notes)
     assert "restored edited test cell ex_x_test" in text
     assert "cell ex_f_test retyped (restored to code)" in text
@@ -130,10 +157,10 @@ def test_prepare_restores_tests_and_reports_structure_changes(fixture_course):
     assert "test cell ex_f_test2 deleted (2 points lost)" in text
     assert "unknown grade_id bonus_test" in text
     by_id = {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells if "nbgrader" in c.metadata}
-    assert by_id["ex_x_test"].source == src.cells[3].source        # hidden tests back
+    assert by_id["ex_x_test"].source == src.cells[3].source  # hidden tests back
     assert by_id["ex_f_test"].cell_type == "code"
     assert "bonus_test" not in by_id and "ex_f_test2" not in by_id
-    assert by_id["ex_x"].source == rel.cells[2].source             # first copy is the graded one
+    assert by_id["ex_x"].source == rel.cells[2].source  # first copy is the graded one
 
 
 def test_student_version_matches_release(fixture_course):
@@ -143,10 +170,12 @@ def test_student_version_matches_release(fixture_course):
 
 # ---------------------------------------------------------------- grade: one batch
 
-SNOOP = ("import glob, os\n"
-         "found = glob.glob('/work/**/*.ipynb', recursive=True) + glob.glob('/tmp/**/*.ipynb', recursive=True)\n"
-         "found += [p for p in %r if os.path.exists(p)]\n"
-         "x = 2 if found else None\n")
+SNOOP = (
+    "import glob, os\n"
+    "found = glob.glob('/work/**/*.ipynb', recursive=True) + glob.glob('/tmp/**/*.ipynb', recursive=True)\n"
+    "found += [p for p in %r if os.path.exists(p)]\n"
+    "x = 2 if found else None\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -169,30 +198,87 @@ def batch(fixture_course, tmp_path_factory):
     put(subs, "oldformat", json.dumps(nb3))
     (subs / "empty" / "01_fix").mkdir(parents=True)
     put(subs, "renamed", src, name="my_work.ipynb")
-    folder = put(subs, "extra", with_answer(src, "ex_x", "x = 2\nfrom bpkit import relu  # an alias is fine\n"
-                                                         "import bpkit.course.checks as ch"))
+    folder = put(
+        subs,
+        "extra",
+        with_answer(
+            src,
+            "ex_x",
+            "x = 2\nfrom bpkit import relu  # an alias is fine\nimport bpkit.course.checks as ch",
+        ),
+    )
     (folder / "notes.txt").write_text("hello")
     (subs / "nofolder").mkdir()
     put(subs, "nofolder", src, assignment="99_unknown")
-    put(subs, "patch", with_answer(src, "ex_x", "x = 2\nimport numpy\nnumpy.allclose = lambda *a, **k: True"))
-    put(subs, "snoop", with_answer(src, "ex_x", SNOOP % [str(fixture_course.source / "01_fix" / "01_fix.ipynb"),
-                                                         str(fixture_course.course / "gradebook.db")]))
-    put(subs, "codecopy", with_answer(src, "ex_x", "x = 2\nimport types, bpkit\nmy_relu = types.FunctionType("
-                                                   "bpkit.relu.__code__, bpkit.relu.__globals__, 'relu')"))
+    put(
+        subs,
+        "patch",
+        with_answer(src, "ex_x", "x = 2\nimport numpy\nnumpy.allclose = lambda *a, **k: True"),
+    )
+    put(
+        subs,
+        "snoop",
+        with_answer(
+            src,
+            "ex_x",
+            SNOOP
+            % [
+                str(fixture_course.source / "01_fix" / "01_fix.ipynb"),
+                str(fixture_course.course / "gradebook.db"),
+            ],
+        ),
+    )
+    put(
+        subs,
+        "codecopy",
+        with_answer(
+            src,
+            "ex_x",
+            "x = 2\nimport types, bpkit\nmy_relu = types.FunctionType("
+            "bpkit.relu.__code__, bpkit.relu.__globals__, 'relu')",
+        ),
+    )
     put(subs, "kdie", with_answer(src, "ex_f", "import os\nos._exit(1)"))
-    put(subs, "loop", with_answer(src, "ex_f", "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-                                               "while True:\n    pass"))
-    put(subs, "chatty", with_answer(src, "ex_x", "x = 2\nfor i in range(100000):\n    print('spam' * 10)"))
+    put(
+        subs,
+        "loop",
+        with_answer(
+            src,
+            "ex_f",
+            "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass",
+        ),
+    )
+    put(
+        subs,
+        "chatty",
+        with_answer(src, "ex_x", "x = 2\nfor i in range(100000):\n    print('spam' * 10)"),
+    )
     put(subs, "memhog", with_answer(src, "ex_f", "big = bytearray(3 * 2**30)"))
     os.symlink("/etc/passwd", subs / "full" / "01_fix" / "link.txt")
     (subs / "linked" / "01_fix").mkdir(parents=True)
-    os.symlink(fixture_course.source / "01_fix" / "01_fix.ipynb", subs / "linked" / "01_fix" / "01_fix.ipynb")
+    os.symlink(
+        fixture_course.source / "01_fix" / "01_fix.ipynb",
+        subs / "linked" / "01_fix" / "01_fix.ipynb",
+    )
     put(subs, "odd name!", fixture_course.src_nb)
     put(subs, "huge", "{" + " " * (21 << 20) + "}")
     digest = tree_digest(subs)
     out = root / "out"
-    proc = run_cli(*fixture_course.args(), "grade", subs, "--out", out, "--jobs", "2",
-                   "--cell-timeout", "4", "--timeout", "60", "--memory", "1024")
+    proc = run_cli(
+        *fixture_course.args(),
+        "grade",
+        subs,
+        "--out",
+        out,
+        "--jobs",
+        "2",
+        "--cell-timeout",
+        "4",
+        "--timeout",
+        "60",
+        "--memory",
+        "1024",
+    )
     assert proc.returncode == 0, proc.stderr
     rows = {r["student"]: r for r in read_csv(out / "grades.csv") if r["assignment"] == "01_fix"}
     return {"root": root, "subs": subs, "out": out, "proc": proc, "rows": rows, "digest": digest}
@@ -211,15 +297,27 @@ def test_grade_csv_format_and_sorting(batch):
 def test_grade_statuses_and_scores(batch):
     r = batch["rows"]
     expect = {  # student: (score, status)
-        "full": ("5", "ok"), "blank": ("0", "ok"), "partial": ("2", "ok"), "edited": ("0", "ok"),
-        "deleted": ("3", "ok"), "badjson": ("0", "invalid"), "oldformat": ("0", "invalid"),
-        "empty": ("0", "missing"), "renamed": ("0", "missing"), "extra": ("5", "ok"),
-        "patch": ("0", "flagged"), "codecopy": ("0", "flagged"), "snoop": ("3", "ok"), "kdie": ("2", "kernel_died"),
-        "loop": ("2", "timeout"), "chatty": ("5", "output_limit"), "memhog": ("2", "memory"),
+        "full": ("5", "ok"),
+        "blank": ("0", "ok"),
+        "partial": ("2", "ok"),
+        "edited": ("0", "ok"),
+        "deleted": ("3", "ok"),
+        "badjson": ("0", "invalid"),
+        "oldformat": ("0", "invalid"),
+        "empty": ("0", "missing"),
+        "renamed": ("0", "missing"),
+        "extra": ("5", "ok"),
+        "patch": ("0", "flagged"),
+        "codecopy": ("0", "flagged"),
+        "snoop": ("3", "ok"),
+        "kdie": ("2", "kernel_died"),
+        "loop": ("2", "timeout"),
+        "chatty": ("5", "output_limit"),
+        "memhog": ("2", "memory"),
     }
     got = {s: (r[s]["score"], r[s]["status"]) for s in expect}
     assert got == expect
-    assert all(r[s]["max_score"] == "6" for s in expect)      # 5 autograded + 1 written
+    assert all(r[s]["max_score"] == "6" for s in expect)  # 5 autograded + 1 written
     assert "restored edited test cell ex_x_test" in r["edited"]["reason"]
     assert "test cell ex_f_test2 deleted (2 points lost)" in r["deleted"]["reason"]
     assert "notes.txt" in r["extra"]["reason"]
@@ -233,7 +331,10 @@ def test_grade_statuses_and_scores(batch):
     assert "JSON" in r["badjson"]["reason"] and "nbformat" in r["oldformat"]["reason"]
     assert (r["linked"]["status"], r["linked"]["score"]) == ("invalid", "0")
     assert "symbolic link" in r["linked"]["reason"]
-    assert r["odd name!"]["status"] == "invalid" and "odd student folder name" in r["odd name!"]["reason"]
+    assert (
+        r["odd name!"]["status"] == "invalid"
+        and "odd student folder name" in r["odd name!"]["reason"]
+    )
     assert r["huge"]["status"] == "invalid" and "limit" in r["huge"]["reason"]
 
 
@@ -253,10 +354,13 @@ def test_grade_feedback_and_progress(batch):
 
 def test_grades_csv_matches_gradebook(batch, fixture_course):
     from nbgrader.api import MissingEntry
+
     with gradebook(fixture_course) as gb:
         for student, row in batch["rows"].items():
             try:
-                grades = {g: gb.find_grade(g, "01_fix", "01_fix", student).auto_score for g in TESTS}
+                grades = {
+                    g: gb.find_grade(g, "01_fix", "01_fix", student).auto_score for g in TESTS
+                }
             except MissingEntry:
                 grades = {}
             if row["status"] in ("invalid", "missing"):
@@ -267,14 +371,31 @@ def test_grades_csv_matches_gradebook(batch, fixture_course):
         assert all(g.auto_score is None and g.needs_manual_grade for g in flagged)  # for review
     ex = [e for e in read_csv(batch["out"] / "exercises.csv") if e["student"] == "partial"]
     assert [(e["grade_id"], e["score"]) for e in ex] == [
-        ("ex_x_test", "2"), ("ex_f_test", "0"), ("ex_f_test2", "0"), ("why", "")]
+        ("ex_x_test", "2"),
+        ("ex_f_test", "0"),
+        ("ex_f_test2", "0"),
+        ("why", ""),
+    ]
 
 
 def test_grade_rerun_resumes_and_regrades_changed(batch, fixture_course):
     out, subs = batch["out"], batch["subs"]
     before = (out / "grades.csv").read_text()
-    proc = run_cli(*fixture_course.args(), "grade", subs, "--out", out, "--jobs", "2",
-                   "--cell-timeout", "4", "--timeout", "60", "--memory", "1024")
+    proc = run_cli(
+        *fixture_course.args(),
+        "grade",
+        subs,
+        "--out",
+        out,
+        "--jobs",
+        "2",
+        "--cell-timeout",
+        "4",
+        "--timeout",
+        "60",
+        "--memory",
+        "1024",
+    )
     assert proc.returncode == 0
     assert (out / "grades.csv").read_text() == before
     assert "already graded" in proc.stderr
@@ -285,8 +406,21 @@ def test_grade_rerun_resumes_and_regrades_changed(batch, fixture_course):
     nbformat.write(fixture_course.src_nb, copy_subs / "blank" / "01_fix" / "01_fix.ipynb")
     out2 = batch["root"] / "out2"
     shutil.copytree(out, out2)
-    proc = run_cli(*fixture_course.args(), "grade", copy_subs, "--out", out2, "--jobs", "2",
-                   "--cell-timeout", "4", "--timeout", "60", "--memory", "1024")
+    proc = run_cli(
+        *fixture_course.args(),
+        "grade",
+        copy_subs,
+        "--out",
+        out2,
+        "--jobs",
+        "2",
+        "--cell-timeout",
+        "4",
+        "--timeout",
+        "60",
+        "--memory",
+        "1024",
+    )
     redone = [l for l in proc.stderr.splitlines() if l.startswith("[")]
     assert len(redone) == 1 and "blank/01_fix ok 5/6" in redone[0]
 
@@ -298,17 +432,34 @@ def test_grade_jobs_1_equals_jobs_2(batch, fixture_course, tmp_path):
     for student in students:
         shutil.copytree(batch["subs"] / student, subs / student)
     out = tmp_path / "out1"
-    proc = run_cli(*fixture_course.args(), "grade", subs, "--out", out, "--jobs", "1",
-                   "--cell-timeout", "4", "--timeout", "60", "--memory", "1024")
+    proc = run_cli(
+        *fixture_course.args(),
+        "grade",
+        subs,
+        "--out",
+        out,
+        "--jobs",
+        "1",
+        "--cell-timeout",
+        "4",
+        "--timeout",
+        "60",
+        "--memory",
+        "1024",
+    )
     assert proc.returncode == 0, proc.stderr
     for name in ("grades.csv", "exercises.csv"):
         one = (out / name).read_text().splitlines()
-        two = [line for line in (batch["out"] / name).read_text().splitlines()
-               if line.split(",")[0] in students + ["student"]]
+        two = [
+            line
+            for line in (batch["out"] / name).read_text().splitlines()
+            if line.split(",")[0] in students + ["student"]
+        ]
         assert one == two
 
 
 # ---------------------------------------------------------------- check
+
 
 def test_check_verdicts(fixture_course, tmp_path):
     src_path = fixture_course.source / "01_fix" / "01_fix.ipynb"
@@ -343,6 +494,7 @@ def test_check_rejects_non_notebook(tmp_path):
 
 # ---------------------------------------------------------------- selfcheck
 
+
 def test_selfcheck_passes_on_fixture(fixture_course):
     proc = run_cli(*fixture_course.args(), "selfcheck", "--jobs", "2")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -354,8 +506,9 @@ def test_selfcheck_passes_on_fixture(fixture_course):
 def test_selfcheck_fails_on_a_wrong_answer_that_passes(fixture_course, tmp_path):
     wrong = tmp_path / "wrong"
     wrong.mkdir()
-    (wrong / "01_fix.json").write_text(json.dumps({
-        "ex_x": [{"why": "actually right", "source": "x = 1 + 1"}]}))  # and none for ex_f
+    (wrong / "01_fix.json").write_text(
+        json.dumps({"ex_x": [{"why": "actually right", "source": "x = 1 + 1"}]})
+    )  # and none for ex_f
     args = fixture_course.args()
     args[args.index("--wrong-answers") + 1] = str(wrong)
     proc = run_cli(*args, "selfcheck", "01_fix")

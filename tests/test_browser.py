@@ -9,6 +9,7 @@ presses nbgrader's Validate button and reads its dialog. Screenshots go to artif
 
 Skipped only when chromium is missing outside CI; with CI=true it must run.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,13 +22,18 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from adversarial.fixture import strip_markers
 from adversarial.harness import PYTHON, REPO, VENV_BIN, grader_env
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 TARGET = "05_worked_example"
 ARTIFACTS = REPO / "artifacts" / "browser"
 IN_CI = os.environ.get("CI") == "true"
@@ -66,9 +72,13 @@ def _grade_id(cell):
 def _exercises(nb) -> list[str]:
     """Autograded exercises in order: code solution cells followed by an <ex>_test cell."""
     ids = {_grade_id(c) for c in nb.cells}
-    return [_grade_id(c) for c in nb.cells
-            if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")
-            and f"{_grade_id(c)}_test" in ids]
+    return [
+        _grade_id(c)
+        for c in nb.cells
+        if c.cell_type == "code"
+        and c.metadata.get("nbgrader", {}).get("solution")
+        and f"{_grade_id(c)}_test" in ids
+    ]
 
 
 def _free_port() -> int:
@@ -92,8 +102,13 @@ def _tasks_ready() -> bool:
 def _server_info(env, port, deadline, proc):
     """The entry of `jupyter server list --json` for our port (it holds the server's own pid)."""
     while time.monotonic() < deadline and proc.poll() is None:
-        out = subprocess.run([str(VENV_BIN / "jupyter"), "server", "list", "--json"], env=env,
-                             capture_output=True, text=True, timeout=30).stdout
+        out = subprocess.run(
+            [str(VENV_BIN / "jupyter"), "server", "list", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
         for line in out.splitlines():
             try:
                 info = json.loads(line)
@@ -108,6 +123,7 @@ def _server_info(env, port, deadline, proc):
 def _stop(pid: int, timeout: float = 20):
     """SIGTERM (the server shuts its kernels down), SIGKILL if still alive after timeout."""
     import psutil
+
     try:
         server = psutil.Process(pid)
         server.terminate()
@@ -129,18 +145,32 @@ def lab(tmp_path):
     settings = tmp_path / "lab-settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
     env = grader_env()
-    env.update(BPKIT_COURSE_DIR=str(course), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
-               JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "lab-settings"),
-               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "lab-workspaces"))
+    env.update(
+        BPKIT_COURSE_DIR=str(course),
+        JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+        JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "lab-settings"),
+        JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "lab-workspaces"),
+    )
     port = _free_port()
     lab_args = ["--LabApp.expose_app_in_browser=True", "--ServerApp.ip=127.0.0.1"]
     if os.geteuid() == 0:  # CI containers run as root; jupyter refuses without this
         lab_args.append("--allow-root")
     if _tasks_ready():
-        cmd = [PYTHON, "tasks.py", "lab",
-               "--workspace", str(workspace), "--port", str(port), "--no-browser", "--", *lab_args]
+        cmd = [
+            PYTHON,
+            "tasks.py",
+            "lab",
+            "--workspace",
+            str(workspace),
+            "--port",
+            str(port),
+            "--no-browser",
+            "--",
+            *lab_args,
+        ]
     else:
         # tasks.py missing or would reinstall the venv first: do what `tasks.py lab` does by hand
         print("note: starting jupyter lab directly (tasks.py absent or its venv stamp is stale)")
@@ -151,8 +181,9 @@ def lab(tmp_path):
         else:  # before the CLI exists: nbgrader with the course's own config
             release = [str(VENV_BIN / "nbgrader"), "generate_assignment", asg]
         t0 = time.monotonic()
-        proc = subprocess.run(release, cwd=REPO / "autograder", env=env, capture_output=True,
-                              text=True, timeout=180)
+        proc = subprocess.run(
+            release, cwd=REPO / "autograder", env=env, capture_output=True, text=True, timeout=180
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         print(f"released {asg} in {time.monotonic() - t0:.1f} s")
         for src in (course / "release").rglob("*"):
@@ -160,16 +191,30 @@ def lab(tmp_path):
                 dst = workspace / src.relative_to(course / "release")
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 dst.write_bytes(src.read_bytes())
-        cmd = [str(VENV_BIN / "jupyter"), "lab", f"--ServerApp.root_dir={workspace}",
-               f"--ServerApp.port={port}", "--no-browser", *lab_args]
+        cmd = [
+            str(VENV_BIN / "jupyter"),
+            "lab",
+            f"--ServerApp.root_dir={workspace}",
+            f"--ServerApp.port={port}",
+            "--no-browser",
+            *lab_args,
+        ]
     log = open(tmp_path / "lab.log", "w")
-    proc = subprocess.Popen(cmd, cwd=REPO if cmd[1] == "tasks.py" else workspace, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO if cmd[1] == "tasks.py" else workspace,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     t0 = time.monotonic()
     info = _server_info(env, port, time.monotonic() + 150, proc)
     print(f"JupyterLab up in {time.monotonic() - t0:.1f} s")
     try:
-        assert info, f"JupyterLab did not start on port {port}:\n{(tmp_path / 'lab.log').read_text()[-3000:]}"
+        assert info, (
+            f"JupyterLab did not start on port {port}:\n{(tmp_path / 'lab.log').read_text()[-3000:]}"
+        )
         rel = Path(source_nb.parent.name) / source_nb.name
         assert (workspace / rel).is_file(), f"{rel} not copied into the workspace"
         assert not (course / "release" / rel).samefile(workspace / rel)
@@ -200,12 +245,16 @@ JS_CELLS = """() => {
 def _wait_idle(page, timeout=60):
     """Wait until no cell is queued or running and the kernel is idle (twice in a row)."""
     page.wait_for_timeout(250)
-    page.wait_for_function("""() => {
+    page.wait_for_function(
+        """() => {
       const w = window.jupyterapp.shell.currentWidget;
       const k = w.sessionContext.session && w.sessionContext.session.kernel;
       const busy = w.content.widgets.some(c => c.model.type === 'code' && c.model.executionState === 'running');
       return k && k.status === 'idle' && !busy;
-    }""", timeout=timeout * 1000, polling=100)
+    }""",
+        timeout=timeout * 1000,
+        polling=100,
+    )
     page.wait_for_timeout(100)
 
 
@@ -214,14 +263,19 @@ def _run_everything(page, deadline):
     page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
     while True:
         _wait_idle(page)
-        todo = [c for c in page.evaluate(JS_CELLS) if c["type"] == "code" and not c["blank"]
-                and c["count"] is None]
+        todo = [
+            c
+            for c in page.evaluate(JS_CELLS)
+            if c["type"] == "code" and not c["blank"] and c["count"] is None
+        ]
         if not todo:
             return
         assert time.monotonic() < deadline, f"cells never ran: {[c['i'] for c in todo]}"
-        page.evaluate("""(i) => { const nb = window.jupyterapp.shell.currentWidget.content;
+        page.evaluate(
+            """(i) => { const nb = window.jupyterapp.shell.currentWidget.content;
             nb.activeCellIndex = i; window.jupyterapp.commands.execute('notebook:run-all-below'); }""",
-                      todo[0]["i"])
+            todo[0]["i"],
+        )
 
 
 def _text(outputs):
@@ -252,53 +306,70 @@ def test_student_workflow(lab):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             t0 = time.monotonic()
             page.goto(f"{url}lab/tree/{rel}?token={token}", timeout=60_000)
-            page.wait_for_function("""() => { const a = window.jupyterapp; const w = a && a.shell.currentWidget;
+            page.wait_for_function(
+                """() => { const a = window.jupyterapp; const w = a && a.shell.currentWidget;
                 return w && w.context && w.context.isReady && w.sessionContext && w.sessionContext.session
-                       && w.sessionContext.session.kernel; }""", timeout=60_000)
+                       && w.sessionContext.session.kernel; }""",
+                timeout=60_000,
+            )
             _wait_idle(page)
             print(f"notebook open, kernel idle in {time.monotonic() - t0:.1f} s")
 
-            page.evaluate("""([gid, src]) => {
+            page.evaluate(
+                """([gid, src]) => {
                 const nb = window.jupyterapp.shell.currentWidget.content;
                 const cell = nb.widgets.find(c => ((c.model.getMetadata('nbgrader') || {}).grade_id) === gid);
                 cell.model.sharedModel.setSource(src);
-            }""", [target, answer])
+            }""",
+                [target, answer],
+            )
             t0 = time.monotonic()
             _run_everything(page, deadline)
             print(f"ran every cell in {time.monotonic() - t0:.1f} s")
             cells = page.evaluate(JS_CELLS)
             index = next(c["i"] for c in cells if c["gid"] == f"{target}_test")
-            page.evaluate("""(i) => { const nb = window.jupyterapp.shell.currentWidget.content;
-                nb.activeCellIndex = i; nb.widgets[i].node.scrollIntoView({block: 'center'}); }""", index)
+            page.evaluate(
+                """(i) => { const nb = window.jupyterapp.shell.currentWidget.content;
+                nb.activeCellIndex = i; nb.widgets[i].node.scrollIntoView({block: 'center'}); }""",
+                index,
+            )
             page.wait_for_timeout(300)
             page.screenshot(path=str(ARTIFACTS / "run_all.png"), full_page=False)
 
             tests = {c["gid"]: c for c in cells if c["grade"] and c["type"] == "code"}
             mine = tests[f"{target}_test"]
             mine_text = _text(mine["outputs"])
-            assert not any(o["output_type"] == "error" for o in mine["outputs"]), \
+            assert not any(o["output_type"] == "error" for o in mine["outputs"]), (
                 f"{target}_test failed with the solution filled in:\n{mine_text}"
+            )
             assert "passed" in mine_text, f"{target}_test shows no success line:\n{mine_text}"
             for ex in exercises[1:]:
                 errors = [o for o in tests[f"{ex}_test"]["outputs"] if o["output_type"] == "error"]
                 assert errors and errors[0]["ename"] == "NotAnswered", (
                     f"{ex}_test (unanswered) should fail with NotAnswered, shows:\n"
-                    f"{_text(tests[f'{ex}_test']['outputs'])}")
+                    f"{_text(tests[f'{ex}_test']['outputs'])}"
+                )
 
             t0 = time.monotonic()
             page.click(".validate-button jp-button, .validate-button button", timeout=10_000)
             dialog = page.locator(".jp-Dialog").first
             dialog.wait_for(timeout=60_000)
-            page.wait_for_function("""() => { const d = document.querySelector('.jp-Dialog');
-                return d && !/Validating/.test(d.innerText); }""", timeout=60_000)
+            page.wait_for_function(
+                """() => { const d = document.querySelector('.jp-Dialog');
+                return d && !/Validating/.test(d.innerText); }""",
+                timeout=60_000,
+            )
             page.wait_for_timeout(500)
             text = dialog.inner_text()
             print(f"validated in {time.monotonic() - t0:.1f} s")
             page.screenshot(path=str(ARTIFACTS / "validate.png"), full_page=False)
-            assert "NotAnswered" in text or "failed" in text.lower(), f"Validate dialog says:\n{text}"
+            assert "NotAnswered" in text or "failed" in text.lower(), (
+                f"Validate dialog says:\n{text}"
+            )
             mine_source = next(c.source for c in source.cells if _grade_id(c) == f"{target}_test")
-            assert mine_source.splitlines()[0].strip() not in text, \
+            assert mine_source.splitlines()[0].strip() not in text, (
                 f"Validate reports the filled exercise {target} as failing:\n{text}"
+            )
             print(f"validate dialog:\n{text[:1500]}")
         finally:
             browser.close()

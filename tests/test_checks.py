@@ -1,4 +1,5 @@
 """bpkit.course.checks: the functions every notebook test cell calls."""
+
 import warnings
 
 import numpy as np
@@ -26,8 +27,9 @@ def fails(fn, *args, **kwargs):
 
 # ------------------------------------------------------------------------------------ numbers
 
+
 def test_check_number_passes_with_one_line(capsys):
-    checks.check_number("dP_dw1", -11, -11)          # Betke: grad P = (-11, 1, 15)
+    checks.check_number("dP_dw1", -11, -11)  # Betke: grad P = (-11, 1, 15)
     checks.check_number("dP_dw1", np.float64(-11.0000000001), -11)
     checks.check_number("dP_dw1", sp.Integer(-11), -11)
     checks.check_number("dP_dw1", np.array([-11.0]), -11)
@@ -37,10 +39,16 @@ def test_check_number_passes_with_one_line(capsys):
 
 def test_check_number_failures():
     assert str(fails(checks.check_number, "dP_dw1", -10, -11)).startswith("dP_dw1: got -10")
-    e = fails(checks.check_number, "dP_dw1", 11, -11, hints=[(11, "sign error: P is maximised, go uphill")])
+    e = fails(
+        checks.check_number,
+        "dP_dw1",
+        11,
+        -11,
+        hints=[(11, "sign error: P is maximised, go uphill")],
+    )
     assert str(e) == "dP_dw1: sign error: P is maximised, go uphill (got 11)"
     assert "sign" in str(fails(checks.check_number, "x", 11, -11))
-    assert "factor 2" in str(fails(checks.check_number, "E", 144, 72))   # Laux: E = 72
+    assert "factor 2" in str(fails(checks.check_number, "E", 144, 72))  # Laux: E = 72
     assert "string" in str(fails(checks.check_number, "x", "-11", -11))
     assert "contains w" in str(fails(checks.check_number, "x", sp.Symbol("w"), -11))
     assert "nan" in str(fails(checks.check_number, "x", float("nan"), -11))
@@ -75,8 +83,11 @@ def test_check_array_passes(capsys):
     checks.check_array("dW", W.tolist(), W)
     checks.check_array("dW", sp.Matrix(W.tolist()), W)
     checks.check_array("grad", sp.Matrix([-11, 1, 15]), np.array([-11.0, 1.0, 15.0]))
-    checks.check_array("grad", np.array([sp.Integer(-11), sp.Integer(1), sp.Integer(15)], dtype=object),
-                       [-11, 1, 15])
+    checks.check_array(
+        "grad",
+        np.array([sp.Integer(-11), sp.Integer(1), sp.Integer(15)], dtype=object),
+        [-11, 1, 15],
+    )
     assert capsys.readouterr() == ("dW: passed\n" * 3 + "grad: passed\n" * 2, "")
 
 
@@ -94,7 +105,9 @@ def test_check_array_values_and_hints():
     wrong[1, 2] = 0
     e = str(fails(checks.check_array, "dW", wrong, W))
     assert e.startswith("dW: 1 of 6 entries differ") and "(1, 2)" in e
-    e = str(fails(checks.check_array, "dW", W / 2, W, hints=[(W / 2, "missing the factor 2? (or 1/N)")]))
+    e = str(
+        fails(checks.check_array, "dW", W / 2, W, hints=[(W / 2, "missing the factor 2? (or 1/N)")])
+    )
     assert e == "dW: missing the factor 2? (or 1/N)"
     assert "sign" in str(fails(checks.check_array, "dW", -W, W))
     square = np.array([[1.0, 2.0], [3.0, 4.0]])
@@ -111,12 +124,21 @@ def test_check_array_not_answered():
 
 # --------------------------------------------------------------------------------- expressions
 
+
 def test_check_expr(capsys):
     o = sp.Symbol("o")
     checks.check_expr("sigmoid_prime", o - o**2, o * (1 - o), {o: (0.01, 0.99)})
     assert capsys.readouterr().out == "sigmoid_prime: passed\n"
-    e = str(fails(checks.check_expr, "sigmoid_prime", o * (1 + o), o * (1 - o), [o],
-                  wrong_forms={"o(1+o) instead of o(1-o)": o * (1 + o)}))
+    e = str(
+        fails(
+            checks.check_expr,
+            "sigmoid_prime",
+            o * (1 + o),
+            o * (1 - o),
+            [o],
+            wrong_forms={"o(1+o) instead of o(1-o)": o * (1 + o)},
+        )
+    )
     assert e.startswith("sigmoid_prime: o(1+o) instead of o(1-o)")
     assert "unknown name" in str(fails(checks.check_expr, "s", "x*(1-x)", o * (1 - o), [o]))
     with pytest.raises(NotAnswered):
@@ -125,10 +147,11 @@ def test_check_expr(capsys):
 
 # ---------------------------------------------------------------------------------- gradients
 
+
 def test_check_gradient(capsys):
     x = np.array([0.5, -1.5, 2.0])
-    f = lambda: float(np.sum(np.sin(x) * x))        # noqa: E731
-    right = np.sin(x) + x * np.cos(x)               # by hand
+    f = lambda: float(np.sum(np.sin(x) * x))  # noqa: E731
+    right = np.sin(x) + x * np.cos(x)  # by hand
     checks.check_gradient("grad_f", f, x, right)
     assert capsys.readouterr().out == "grad_f: passed\n"
     e = str(fails(checks.check_gradient, "grad_f", f, x, np.sin(x)))
@@ -140,20 +163,23 @@ def test_check_gradient(capsys):
 
     def stub():
         raise NotImplementedError()
+
     with pytest.raises(NotAnswered):
         checks.check_gradient("grad_f", stub, x, right)
     with pytest.raises(ValueError):
         checks.check_gradient("grad_f", f, [1, 2], right)
-    assert np.array_equal(x, [0.5, -1.5, 2.0])      # restored after the differences
+    assert np.array_equal(x, [0.5, -1.5, 2.0])  # restored after the differences
 
 
 # -------------------------------------------------------------------------------------- call
+
 
 def test_call():
     assert checks.call("double", lambda v, k=1: v * 2 * k, 3, k=2) == 12
 
     def stub(v):
         raise NotImplementedError()
+
     with pytest.raises(NotAnswered, match="^double: not answered yet .*stub"):
         checks.call("double", stub, 3)
     with pytest.raises(NotAnswered):
@@ -163,6 +189,7 @@ def test_call():
 
 
 # --------------------------------------------------------------------------------- forbidden
+
 
 def _dense_args():
     rng = np.random.default_rng(0)
@@ -174,6 +201,7 @@ def _dense_args():
 def test_forbidden_catches_aliases_and_restores():
     from bpkit import dense_backward as alias
     from bpkit.layers import dense_backward as alias2
+
     args = _dense_args()
     before = alias(*args)
     with checks.forbidden(bpkit.dense_backward):
@@ -182,8 +210,9 @@ def test_forbidden_catches_aliases_and_restores():
                 fn(*args)
             assert "bpkit.layers.dense_backward" in str(info.value)
             assert "reference implementation this exercise asks you to write" in str(info.value)
-        assert np.allclose(bpkit.dense_forward(args[1], args[2], np.zeros(2), "relu")[0],
-                           args[1] @ args[2].T)                      # others still work
+        assert np.allclose(
+            bpkit.dense_forward(args[1], args[2], np.zeros(2), "relu")[0], args[1] @ args[2].T
+        )  # others still work
     after = alias(*args)
     for u, v in zip(before, after):
         assert np.array_equal(u, v)
@@ -224,14 +253,22 @@ def test_forbidden_methods_and_validation():
 
 # ---------------------------------------------------------------------------------- fallback
 
+
 def test_fallback_prints_the_note_once(capsys):
     def student(v):
         raise NotImplementedError()
+
     f = checks.fallback(student, lambda v: 2 * v, "double")
     assert [f(1), f(2), f(3)] == [2, 4, 6]
     out, err = capsys.readouterr()
-    assert out == ("note: double is not implemented yet; using the reference implementation so "
-                   "the rest of the notebook runs\n") and err == ""
+    assert (
+        out
+        == (
+            "note: double is not implemented yet; using the reference implementation so "
+            "the rest of the notebook runs\n"
+        )
+        and err == ""
+    )
 
 
 def test_fallback_uses_the_student_function_when_written(capsys):
@@ -246,6 +283,7 @@ def test_fallback_uses_the_student_function_when_written(capsys):
 def test_fallback_lets_other_errors_through():
     def student(v):
         raise ZeroDivisionError()
+
     f = checks.fallback(student, lambda v: v, "x")
     with pytest.raises(ZeroDivisionError):
         f(1)

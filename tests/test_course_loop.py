@@ -1,5 +1,6 @@
 """The whole course loop on a real series notebook: release -> students submit -> grade (sandboxed)
 -> CSVs, feedback, gradebook seen by nbgrader's own `nbgrader export` run from autograder/."""
+
 import copy
 import csv
 import os
@@ -7,7 +8,6 @@ import subprocess
 
 import nbformat
 import pytest
-
 from conftest import REPO, VENV_BIN, run_cli, series_notebooks
 
 CANDIDATES = ["01_chain_rule", "05_worked_example"]
@@ -34,8 +34,13 @@ def loop(tmp_path_factory):
     rel = nbformat.read(course / "release" / name / (name + ".ipynb"), as_version=4)
     subs = root / "submitted"
     points = {nbg(c)["grade_id"]: float(nbg(c)["points"]) for c in grade_cells_of(src)}
-    first_ex = next(nbg(c)["grade_id"] for c in src.cells if nbg(c).get("solution")
-                    and c.cell_type == "code" and any(g.startswith(nbg(c)["grade_id"] + "_test") for g in points))
+    first_ex = next(
+        nbg(c)["grade_id"]
+        for c in src.cells
+        if nbg(c).get("solution")
+        and c.cell_type == "code"
+        and any(g.startswith(nbg(c)["grade_id"] + "_test") for g in points)
+    )
     partial = copy.deepcopy(rel)
     for c_rel, c_src in zip(partial.cells, src.cells):
         if nbg(c_rel).get("grade_id") == first_ex:
@@ -46,8 +51,13 @@ def loop(tmp_path_factory):
     deleted = copy.deepcopy(src)
     deleted_id = nbg(grade_cells_of(deleted)[-1])["grade_id"]
     deleted.cells.remove(grade_cells_of(deleted)[-1])
-    for student, nb in [("solved", src), ("untouched", rel), ("partial", partial),
-                        ("edited", edited), ("deleted", deleted)]:
+    for student, nb in [
+        ("solved", src),
+        ("untouched", rel),
+        ("partial", partial),
+        ("edited", edited),
+        ("deleted", deleted),
+    ]:
         (subs / student / name).mkdir(parents=True)
         nbformat.write(nb, subs / student / name / (name + ".ipynb"))
     out = root / "out"
@@ -55,8 +65,18 @@ def loop(tmp_path_factory):
     assert proc.returncode == 0, proc.stderr
     with open(out / "grades.csv", newline="") as f:
         rows = {r["student"]: r for r in csv.DictReader(f)}
-    return dict(name=name, course=course, out=out, rows=rows, points=points, first_ex=first_ex,
-                edited_id=edited_id, deleted_id=deleted_id, rel=rel, root=root)
+    return dict(
+        name=name,
+        course=course,
+        out=out,
+        rows=rows,
+        points=points,
+        first_ex=first_ex,
+        edited_id=edited_id,
+        deleted_id=deleted_id,
+        rel=rel,
+        root=root,
+    )
 
 
 def test_release_has_no_solution_and_no_hidden_test(loop):
@@ -69,7 +89,9 @@ def test_scores(loop):
     r, total = loop["rows"], sum(loop["points"].values())
     assert r["solved"]["status"] == "ok" and float(r["solved"]["score"]) == total
     assert r["untouched"]["status"] == "ok" and float(r["untouched"]["score"]) == 0
-    ex_points = sum(p for g, p in loop["points"].items() if g.startswith(loop["first_ex"] + "_test"))
+    ex_points = sum(
+        p for g, p in loop["points"].items() if g.startswith(loop["first_ex"] + "_test")
+    )
     assert float(r["partial"]["score"]) >= ex_points > 0
     assert float(r["partial"]["score"]) < total
     assert float(r["edited"]["score"]) == 0
@@ -80,18 +102,31 @@ def test_scores(loop):
 
 def test_feedback_for_each(loop):
     for student in loop["rows"]:
-        assert (loop["out"] / "feedback" / student / loop["name"] / (loop["name"] + ".html")).is_file()
+        assert (
+            loop["out"] / "feedback" / student / loop["name"] / (loop["name"] + ".html")
+        ).is_file()
 
 
 def test_nbgrader_export_from_autograder_folder_matches_grades_csv(loop):
-    env = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ["PATH"],
-               BPKIT_COURSE_DIR=str(loop["course"]))
+    env = dict(
+        os.environ,
+        PATH=VENV_BIN + os.pathsep + os.environ["PATH"],
+        BPKIT_COURSE_DIR=str(loop["course"]),
+    )
     target = loop["root"] / "export.csv"
-    proc = subprocess.run([os.path.join(VENV_BIN, "nbgrader"), "export", "--to", str(target)],
-                          cwd=REPO / "autograder", env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [os.path.join(VENV_BIN, "nbgrader"), "export", "--to", str(target)],
+        cwd=REPO / "autograder",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     with open(target, newline="") as f:
-        exported = {r["student_id"]: r for r in csv.DictReader(f) if r["assignment"] == loop["name"]}
+        exported = {
+            r["student_id"]: r for r in csv.DictReader(f) if r["assignment"] == loop["name"]
+        }
     for student, row in loop["rows"].items():
         assert float(exported[student]["raw_score"]) == float(row["score"]), student
         assert float(exported[student]["max_score"]) == float(row["max_score"]), student
@@ -108,14 +143,24 @@ def test_check_on_untouched_release(loop, tmp_path):
 def test_nbgrader_autograde_agrees_with_grade(loop, tmp_path):
     """nbgrader's own generate_assignment + autograde (run from autograder/, same config) give the
     same score as `python -m autograder grade` for the partly answered notebook."""
-    env = dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ["PATH"],
-               BPKIT_COURSE_DIR=str(tmp_path / "course"))
+    env = dict(
+        os.environ,
+        PATH=VENV_BIN + os.pathsep + os.environ["PATH"],
+        BPKIT_COURSE_DIR=str(tmp_path / "course"),
+    )
     name = loop["name"]
 
     def nbgrader(*args):
-        proc = subprocess.run([os.path.join(VENV_BIN, "nbgrader"), *args], cwd=REPO / "autograder",
-                              env=env, capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [os.path.join(VENV_BIN, "nbgrader"), *args],
+            cwd=REPO / "autograder",
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
+
     nbgrader("generate_assignment", name)
     for student in ("partial",):
         dest = tmp_path / "course" / "submitted" / student / name

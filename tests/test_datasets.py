@@ -1,4 +1,5 @@
 """bpkit.datasets: shapes, labels, seeding, and the shipped digits file."""
+
 import hashlib
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def test_two_moons_geometry():
     X, y = datasets.two_moons(n=200, noise=0.0)
     assert np.bincount(y).tolist() == [100, 100]
     upper, lower = X[y == 0], X[y == 1]
-    np.testing.assert_allclose(np.hypot(upper[:, 0], upper[:, 1]), 1.0, rtol=1e-12)        # unit circle
+    np.testing.assert_allclose(np.hypot(upper[:, 0], upper[:, 1]), 1.0, rtol=1e-12)  # unit circle
     np.testing.assert_allclose(np.hypot(lower[:, 0] - 1, lower[:, 1] - 0.5), 1.0, rtol=1e-12)
     assert upper[:, 1].min() >= -1e-12 and lower[:, 1].max() <= 0.5 + 1e-12
 
@@ -55,12 +56,15 @@ def test_one_hot():
         datasets.one_hot([0.5], 3)
 
 
-@pytest.mark.parametrize("call, pattern", [
-    (lambda: datasets.two_moons(n=1), r"n must be an int >= 2"),
-    (lambda: datasets.two_moons(noise=-0.1), r"noise must be a number >= 0"),
-    (lambda: datasets.spirals(n=2, classes=3), r"n must be >= classes"),
-    (lambda: datasets.spirals(classes=0), r"classes must be an int >= 1"),
-])
+@pytest.mark.parametrize(
+    "call, pattern",
+    [
+        (lambda: datasets.two_moons(n=1), r"n must be an int >= 2"),
+        (lambda: datasets.two_moons(noise=-0.1), r"noise must be a number >= 0"),
+        (lambda: datasets.spirals(n=2, classes=3), r"n must be >= classes"),
+        (lambda: datasets.spirals(classes=0), r"classes must be an int >= 1"),
+    ],
+)
 def test_dataset_arguments(call, pattern):
     with pytest.raises(ValueError, match=pattern):
         call()

@@ -1,12 +1,12 @@
 """Every series notebook: committed clean (no outputs), valid nbgrader schema-3 metadata with unique
 grade_ids, and `python -m autograder selfcheck` passes for it (source full marks in < 15 s, student
 version scores 0 with a message per test, every recorded wrong answer loses points)."""
+
 import json
 
 import nbformat
 import pytest
-
-from conftest import REPO, run_cli, series_notebooks
+from conftest import run_cli, series_notebooks
 
 NOTEBOOKS = series_notebooks()
 IDS = [p.stem for p in NOTEBOOKS]
@@ -27,6 +27,7 @@ def test_committed_clean_and_valid(path):
             assert cell.get("outputs") == [], "cell %d has outputs" % i
             assert cell.get("execution_count") is None, "cell %d has an execution count" % i
     from nbgrader.nbgraderformat import MetadataValidator
+
     MetadataValidator().validate_nb(nb)  # nbgrader's own schema-3 check: raises on bad metadata
     ids = []
     for i, cell in enumerate(nb.cells):
@@ -38,10 +39,13 @@ def test_committed_clean_and_valid(path):
             assert md.get("points", 0) > 0, "grade cell %s has no points" % md["grade_id"]
         ids.append(md["grade_id"])
     assert len(ids) == len(set(ids)), "duplicate grade_ids: %s" % sorted(
-        {g for g in ids if ids.count(g) > 1})
-    answers = {c.metadata["nbgrader"]["grade_id"] for c in nb.cells
-               if c.metadata["nbgrader"]["solution"]}
+        {g for g in ids if ids.count(g) > 1}
+    )
+    answers = {
+        c.metadata["nbgrader"]["grade_id"] for c in nb.cells if c.metadata["nbgrader"]["solution"]
+    }
     from autograder.nbtools import exercises
+
     for ex in exercises(nb):
         assert ex in answers, "test cells %s_test* have no answer cell %r" % (ex, ex)
 
@@ -56,7 +60,9 @@ def selfcheck_table(tmp_path_factory):
     for line in proc.stdout.splitlines()[1:]:
         parts = line.split(None, 3)
         if len(parts) >= 3 and parts[0][:2].isdigit():
-            table.setdefault(parts[0], []).append((parts[1], parts[2], parts[3] if len(parts) > 3 else ""))
+            table.setdefault(parts[0], []).append(
+                (parts[1], parts[2], parts[3] if len(parts) > 3 else "")
+            )
     return table
 
 

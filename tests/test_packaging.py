@@ -1,7 +1,9 @@
 """pyproject.toml and environment.yml must ask for the same packages (no conda channel here)."""
+
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRED = {"jupyterlab", "numpy", "matplotlib", "nbgrader", "sympy"}
@@ -46,15 +48,22 @@ def test_environment_yml_installs_the_project_itself():
 def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "python3 tasks.py test" in readme.split("\n## ")[0], "README must give the test command at the top"
-    assert "python3 tasks.py lab" in readme.split("\n## ")[0], "README must give the lab command at the top"
+    assert "python3 tasks.py test" in readme.split("\n## ")[0], (
+        "README must give the test command at the top"
+    )
+    assert "python3 tasks.py lab" in readme.split("\n## ")[0], (
+        "README must give the lab command at the top"
+    )
     assert re.search(r"^exec python3 tasks.py test$", ci, re.M)
 
 
 def test_environment_yml_specs_are_satisfied_by_the_pip_install():
     """What conda would install is what pip installed here: every spec is met by this venv."""
     from importlib.metadata import version
+
     from packaging.specifiers import SpecifierSet
 
     for name, spec in conda_deps().items():
-        assert version(name) in SpecifierSet(spec), f"{name} {version(name)} does not satisfy {spec}"
+        assert version(name) in SpecifierSet(spec), (
+            f"{name} {version(name)} does not satisfy {spec}"
+        )

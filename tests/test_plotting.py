@@ -1,4 +1,5 @@
 """bpkit.course.plotting: each function returns a labelled Axes, draws what it promises, never warns."""
+
 import io
 import warnings
 
@@ -43,14 +44,16 @@ def E(w1, w2):
 
 def test_error_surface_arrow_points_downhill():
     path = [(-1.5, 1.5), (-1.0, 0.5), (0.0, -0.2), (0.9, -0.5)]
-    ax = plotting.error_surface(E, (-2, 2), (-2, 2), point=(-1.5, 1.5), grad=(-5.0, 12.0), path=path)
+    ax = plotting.error_surface(
+        E, (-2, 2), (-2, 2), point=(-1.5, 1.5), grad=(-5.0, 12.0), path=path
+    )
     labelled(ax)
     arrows = [c for c in ax.texts if getattr(c, "arrow_patch", None) is not None]
     assert len(arrows) == 1
     tail, tip = np.array(arrows[0].xyann), np.array(arrows[0].xy)
     step = tip - tail
     assert np.allclose(tail, (-1.5, 1.5))
-    assert np.allclose(step / np.linalg.norm(step), np.array([5.0, -12.0]) / 13.0)   # -grad
+    assert np.allclose(step / np.linalg.norm(step), np.array([5.0, -12.0]) / 13.0)  # -grad
     labels = ax.get_legend_handles_labels()[1]
     assert any("descent direction" in s for s in labels)
     assert any("path" in s for s in labels)
@@ -60,15 +63,17 @@ def test_error_surface_arrow_points_downhill():
 
 
 def test_error_surface_gradient_by_differences_and_ascent():
-    ax = plotting.error_surface(E, (-2, 2), (-2, 2), point=(-1.5, 1.5))       # grad computed: (-5, 12)
+    ax = plotting.error_surface(E, (-2, 2), (-2, 2), point=(-1.5, 1.5))  # grad computed: (-5, 12)
     arrow = next(c for c in ax.texts if getattr(c, "arrow_patch", None) is not None)
     step = np.array(arrow.xy) - np.array(arrow.xyann)
     assert np.allclose(step / np.linalg.norm(step), np.array([5.0, -12.0]) / 13.0, atol=1e-6)
-    P = lambda w1, w2: -E(w1, w2)                                             # noqa: E731
-    ax = plotting.error_surface(P, (-2, 2), (-2, 2), point=(-1.5, 1.5), grad=(5.0, -12.0), ascent=True)
+    P = lambda w1, w2: -E(w1, w2)  # noqa: E731
+    ax = plotting.error_surface(
+        P, (-2, 2), (-2, 2), point=(-1.5, 1.5), grad=(5.0, -12.0), ascent=True
+    )
     arrow = next(c for c in ax.texts if getattr(c, "arrow_patch", None) is not None)
     step = np.array(arrow.xy) - np.array(arrow.xyann)
-    assert np.allclose(step / np.linalg.norm(step), np.array([5.0, -12.0]) / 13.0)   # +grad P
+    assert np.allclose(step / np.linalg.norm(step), np.array([5.0, -12.0]) / 13.0)  # +grad P
     assert "ascent" in " ".join(ax.get_legend_handles_labels()[1])
     # a scalar-only function is vectorised
     ax = plotting.error_surface(lambda u, v: float(u * u + v * v), (-1, 1), (-1, 1), resolution=15)
@@ -87,8 +92,13 @@ def test_error_surface_validation():
 def test_network_diagram_laux_example():
     # Laux sec 5: x = 1, h = (0, 3), y = 13, deltas (0, 48) and 12; w1 = 1, w2 = 2, w3 = -3, w4 = 4
     weights = [np.array([[1.0], [2.0]]), np.array([[-3.0, 4.0]])]
-    ax = plotting.network_diagram([1, 2, 1], values=[[1], [0, 3], [13]], deltas=[None, [0, 48], [12]],
-                                  weights=weights, labels=[["x"], ["h1", "h2"], ["y"]])
+    ax = plotting.network_diagram(
+        [1, 2, 1],
+        values=[[1], [0, 3], [13]],
+        deltas=[None, [0, 48], [12]],
+        weights=weights,
+        labels=[["x"], ["h1", "h2"], ["y"]],
+    )
     assert isinstance(ax, plt.Axes) and ax.get_title().startswith("Network 1-2-1")
     texts = [t.get_text() for t in ax.texts]
     for s in ("x", "h1", "h2", "y", "-3", "4", "out = 13", "δ = 48", "δ = 12"):
@@ -96,13 +106,15 @@ def test_network_diagram_laux_example():
     assert len([p for p in ax.patches if isinstance(p, plt.Circle)]) == 4
     edges = [l for l in ax.lines]
     assert len(edges) == 4
-    assert sum(l.get_linestyle() == "--" for l in edges) == 1        # the one negative weight
+    assert sum(l.get_linestyle() == "--" for l in edges) == 1  # the one negative weight
     render(ax)
 
 
 def test_network_diagram_bigger_and_validation():
     rng = np.random.default_rng(0)
-    ax = plotting.network_diagram([3, 6, 2], weights=[rng.normal(size=(6, 3)), rng.normal(size=(2, 6))])
+    ax = plotting.network_diagram(
+        [3, 6, 2], weights=[rng.normal(size=(6, 3)), rng.normal(size=(2, 6))]
+    )
     assert len(ax.lines) == 3 * 6 + 6 * 2
     render(ax)
     with pytest.raises(ValueError, match="shape"):
@@ -120,7 +132,7 @@ def test_loss_curves():
     assert ax.get_yscale() == "log"
     assert [l.get_label() for l in ax.lines] == ["online", "batch"]
     assert {to_hex(l.get_color()) for l in ax.lines} <= PALETTE
-    assert len({l.get_linestyle() for l in ax.lines}) == 2              # not colour alone
+    assert len({l.get_linestyle() for l in ax.lines}) == 2  # not colour alone
     assert np.array_equal(ax.lines[0].get_xdata(), np.arange(1, 31))
     render(ax)
     ax = plotting.loss_curves({"with zeros": [1.0, 0.0]}, log=True)
@@ -138,7 +150,7 @@ def test_decision_boundary():
     assert "100%" in ax.get_title()
     scatters = [c for c in ax.collections if c.get_label().startswith("class")]
     assert [c.get_label() for c in scatters] == ["class 0", "class 1"]
-    assert len({id(c.get_paths()[0]) for c in scatters}) == 2          # different markers
+    assert len({id(c.get_paths()[0]) for c in scatters}) == 2  # different markers
     assert {to_hex(c.get_facecolor()[0]) for c in scatters} <= PALETTE
     render(ax)
     with pytest.raises(ValueError, match=r"\(N, 2\)"):

@@ -7,6 +7,7 @@
 - `--jobs 2` writes the same files as `--jobs 1`.
 - SUBMISSIONS is byte-for-byte unchanged by all of it.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,12 +22,13 @@ import time
 from pathlib import Path
 
 import pytest
-
 from adversarial import corpus, fixture
 from adversarial.harness import REPO, grader_cmd, grader_env, release, run_grader, tree_digest
 
-pytestmark = pytest.mark.skipif(not (REPO / "autograder" / "__main__.py").exists(),
-                                reason="autograder CLI (autograder/__main__.py) not written yet")
+pytestmark = pytest.mark.skipif(
+    not (REPO / "autograder" / "__main__.py").exists(),
+    reason="autograder CLI (autograder/__main__.py) not written yet",
+)
 
 SEED = int(os.environ.get("BPKIT_RESUME_SEED", "20261123"))
 N_STUDENTS = 8
@@ -63,22 +65,44 @@ def setup(tmp_path_factory):
     source_nb = fixture.write_source(source)
     course0 = root / "course0"
     release_nb = release(course0, source, fixture.ASSIGNMENT)
-    ctx = corpus.Ctx(source_nb=source_nb, release_nb=release_nb, course=course0,
-                     submissions=root / "submissions", out=root / "unused", port=0, host_ip=None,
-                     token="resume")
+    ctx = corpus.Ctx(
+        source_nb=source_nb,
+        release_nb=release_nb,
+        course=course0,
+        submissions=root / "submissions",
+        out=root / "unused",
+        port=0,
+        host_ip=None,
+        token="resume",
+    )
     students = _submissions(ctx.submissions, ctx)
     courses = {}
     for name in ("jobs1", "jobs2", "killed"):  # identical courses: copies of one fresh release
         courses[name] = root / f"course_{name}"
         shutil.copytree(course0, courses[name], symlinks=True)
-    return dict(root=root, source=source, courses=courses, sub=ctx.submissions, students=students,
-                digest=tree_digest(ctx.submissions))
+    return dict(
+        root=root,
+        source=source,
+        courses=courses,
+        sub=ctx.submissions,
+        students=students,
+        digest=tree_digest(ctx.submissions),
+    )
 
 
 def _grade(setup, name, *extra, timeout=180):
     out = setup["root"] / f"out_{name}"
-    proc = run_grader(setup["courses"][name], setup["source"], "grade", setup["sub"], "--out", out,
-                      *LIMITS, *extra, timeout=timeout)
+    proc = run_grader(
+        setup["courses"][name],
+        setup["source"],
+        "grade",
+        setup["sub"],
+        "--out",
+        out,
+        *LIMITS,
+        *extra,
+        timeout=timeout,
+    )
     assert proc.returncode == 0, f"grade ({name}) exited {proc.returncode}:\n{proc.stderr[-3000:]}"
     return out, proc
 
@@ -110,7 +134,9 @@ def uninterrupted(setup):
 
 def _files_equal(a: Path, b: Path, name: str):
     left, right = (a / name).read_bytes(), (b / name).read_bytes()
-    assert left == right, f"{name} differs between {a.name} and {b.name}:\n{left.decode()}\n---\n{right.decode()}"
+    assert left == right, (
+        f"{name} differs between {a.name} and {b.name}:\n{left.decode()}\n---\n{right.decode()}"
+    )
 
 
 def test_jobs2_equals_jobs1(setup, uninterrupted):
@@ -122,11 +148,28 @@ def test_jobs2_equals_jobs1(setup, uninterrupted):
 def test_kill9_then_resume(setup, uninterrupted):
     name = "killed"
     out = setup["root"] / f"out_{name}"
-    kill_after = random.Random(SEED).randint(2, N_STUDENTS - 3)  # finished submissions before the kill
-    proc = subprocess.Popen(grader_cmd(setup["courses"][name], setup["source"], "grade", setup["sub"],
-                                       "--out", out, "--jobs", "2", *LIMITS),
-                            cwd=REPO, env=grader_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    kill_after = random.Random(SEED).randint(
+        2, N_STUDENTS - 3
+    )  # finished submissions before the kill
+    proc = subprocess.Popen(
+        grader_cmd(
+            setup["courses"][name],
+            setup["source"],
+            "grade",
+            setup["sub"],
+            "--out",
+            out,
+            "--jobs",
+            "2",
+            *LIMITS,
+        ),
+        cwd=REPO,
+        env=grader_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     seen, lines = [], []
     kill = lambda: os.killpg(proc.pid, signal.SIGKILL)  # the grader and its whole process group
     watchdog = threading.Timer(150, kill)  # bound the wait even if the grader falls silent
@@ -145,19 +188,35 @@ def test_kill9_then_resume(setup, uninterrupted):
         except ProcessLookupError:
             pass
         proc.wait(timeout=30)
-    assert len(seen) == kill_after, f"saw {len(seen)} progress lines before the kill:\n{''.join(lines)}"
+    assert len(seen) == kill_after, (
+        f"saw {len(seen)} progress lines before the kill:\n{''.join(lines)}"
+    )
     time.sleep(1)  # let --die-with-parent sandboxes go
     finished = _state_students(out)
     assert kill_after <= len(finished) < N_STUDENTS, (
-        f"after the kill at {kill_after} finished, state files name {sorted(finished)}")
+        f"after the kill at {kill_after} finished, state files name {sorted(finished)}"
+    )
 
-    rerun = run_grader(setup["courses"][name], setup["source"], "grade", setup["sub"], "--out", out,
-                       "--jobs", "2", *LIMITS, timeout=180)
+    rerun = run_grader(
+        setup["courses"][name],
+        setup["source"],
+        "grade",
+        setup["sub"],
+        "--out",
+        out,
+        "--jobs",
+        "2",
+        *LIMITS,
+        timeout=180,
+    )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     redone = _progress(rerun.stderr)
-    print(f"killed after {kill_after} progress lines; finished {sorted(finished)}; redone {sorted(redone)}")
+    print(
+        f"killed after {kill_after} progress lines; finished {sorted(finished)}; redone {sorted(redone)}"
+    )
     assert sorted(redone) == sorted(set(setup["students"]) - finished), (
-        f"resume redid {sorted(redone)}; finished before the kill: {sorted(finished)}")
+        f"resume redid {sorted(redone)}; finished before the kill: {sorted(finished)}"
+    )
 
     _files_equal(uninterrupted, out, "grades.csv")
     _files_equal(uninterrupted, out, "exercises.csv")
@@ -165,21 +224,23 @@ def test_kill9_then_resume(setup, uninterrupted):
 
 
 def _check_gradebook(course: Path, students: list[str], out: Path):
-    from nbgrader.api import Gradebook, SubmittedAssignment, Grade
-
     from adversarial.harness import grades_by_key
+    from nbgrader.api import Grade, Gradebook, SubmittedAssignment
+
     grades = grades_by_key(out)
     n_grade_cells = len(fixture.POINTS)
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         rows = gb.db.query(SubmittedAssignment).all()
         pairs = [(r.student.id, r.assignment.name) for r in rows]
-        assert sorted(pairs) == sorted((s, fixture.ASSIGNMENT) for s in students), \
+        assert sorted(pairs) == sorted((s, fixture.ASSIGNMENT) for s in students), (
             f"gradebook submissions: {sorted(pairs)}"
+        )
         assert gb.db.query(Grade).count() == len(students) * n_grade_cells, "duplicated grade rows"
         for student in students:
             sub = gb.find_submission(fixture.ASSIGNMENT, student)
-            assert abs(sub.score - float(grades[(student, fixture.ASSIGNMENT)]["score"])) < 1e-9, \
+            assert abs(sub.score - float(grades[(student, fixture.ASSIGNMENT)]["score"])) < 1e-9, (
                 f"{student}: gradebook score {sub.score} vs grades.csv"
+            )
 
 
 def test_gradebook_of_uninterrupted_run(setup, uninterrupted):
@@ -189,6 +250,7 @@ def test_gradebook_of_uninterrupted_run(setup, uninterrupted):
 def test_expected_scores(setup, uninterrupted):
     """Independent of the other runs: solved 4, stub 0, wrong 0, solved-but-dP-wrong 3."""
     from adversarial.harness import grades_by_key
+
     grades = grades_by_key(uninterrupted)
     want = {0: 4.0, 1: 0.0, 2: 0.0, 3: 3.0}
     for i, student in enumerate(setup["students"]):

@@ -1,7 +1,9 @@
 """bpkit.unitwise.backprop (explicit loops, Laux eqs 13-16) gives the numbers of the matrix form."""
+
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import bpkit
 import bpkit.unitwise
@@ -32,7 +34,9 @@ def test_unitwise_equals_matrix_form(seed, depth, loss):
 def test_unitwise_laux_sec5():
     W = [np.array([[1.0], [2.0]]), np.array([[-3.0, 4.0]])]
     b = [np.array([-1.0, 1.0]), np.array([1.0])]
-    E, dW, db = bpkit.unitwise.backprop(W, b, ["relu", "identity"], np.array([[1.0]]), np.array([[1.0]]))
+    E, dW, db = bpkit.unitwise.backprop(
+        W, b, ["relu", "identity"], np.array([[1.0]]), np.array([[1.0]])
+    )
     assert E == 72.0
     assert dW[0].tolist() == [[0.0], [48.0]] and db[0].tolist() == [0.0, 48.0]
     assert dW[1].tolist() == [[0.0, 36.0]] and db[1].tolist() == [12.0]
@@ -43,7 +47,9 @@ def test_unitwise_sums_over_patterns():
     W, b, acts, X, T = random_net(42, 2)
     X, T = np.vstack([X[:1], X[:1] * 2]), np.vstack([T[:1], T[:1] - 1])
     E, dW, db = bpkit.unitwise.backprop(W, b, acts, X, T, "sse")
-    parts = [bpkit.unitwise.backprop(W, b, acts, X[n:n + 1], T[n:n + 1], "sse") for n in range(2)]
+    parts = [
+        bpkit.unitwise.backprop(W, b, acts, X[n : n + 1], T[n : n + 1], "sse") for n in range(2)
+    ]
     assert E == pytest.approx(parts[0][0] + parts[1][0], rel=1e-13)
     for l in range(2):
         np.testing.assert_allclose(dW[l], parts[0][1][l] + parts[1][1][l], rtol=1e-12)
@@ -51,7 +57,13 @@ def test_unitwise_sums_over_patterns():
 
 
 def test_unitwise_validates():
-    with pytest.raises(ValueError, match=r"weights\[0\] has shape \(2, 3\) but layer 0 receives 2 inputs"):
-        bpkit.unitwise.backprop([np.zeros((2, 3))], [np.zeros(2)], ["relu"], np.zeros((1, 2)), np.zeros((1, 2)))
+    with pytest.raises(
+        ValueError, match=r"weights\[0\] has shape \(2, 3\) but layer 0 receives 2 inputs"
+    ):
+        bpkit.unitwise.backprop(
+            [np.zeros((2, 3))], [np.zeros(2)], ["relu"], np.zeros((1, 2)), np.zeros((1, 2))
+        )
     with pytest.raises(ValueError, match="unknown loss 'l2'"):
-        bpkit.unitwise.backprop([np.zeros((2, 2))], [np.zeros(2)], ["relu"], np.zeros((1, 2)), np.zeros((1, 2)), "l2")
+        bpkit.unitwise.backprop(
+            [np.zeros((2, 2))], [np.zeros(2)], ["relu"], np.zeros((1, 2)), np.zeros((1, 2)), "l2"
+        )

@@ -12,15 +12,16 @@ of harming the shared machine: the memory bomb stops at 6 GB, the fork bomb at 3
 children, and their success is turned into points (a correct answer only when the limit did not
 hold), so a missing limit shows up as a wrong score.
 """
+
 from __future__ import annotations
 
 import copy
 import os
 import textwrap
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import nbformat
 
@@ -32,14 +33,15 @@ A = fx.ASSIGNMENT
 @dataclass
 class Ctx:
     """What the builders may use (an attacker is assumed to know every path)."""
-    source_nb: Path          # instructor notebook with solutions and hidden tests
-    release_nb: Path         # student version
-    course: Path             # course folder (gradebook.db lives here)
-    submissions: Path        # SUBMISSIONS root
-    out: Path                # grader OUTDIR
-    port: int                # host TCP server handing out the dP_dw1 answer
-    host_ip: str | None      # a non-loopback address of the host
-    token: str               # unique marker for files an attack tries to create
+
+    source_nb: Path  # instructor notebook with solutions and hidden tests
+    release_nb: Path  # student version
+    course: Path  # course folder (gradebook.db lives here)
+    submissions: Path  # SUBMISSIONS root
+    out: Path  # grader OUTDIR
+    port: int  # host TCP server handing out the dP_dw1 answer
+    host_ip: str | None  # a non-loopback address of the host
+    token: str  # unique marker for files an attack tries to create
     size_limit: int = 20 * 2**20
 
     def release(self) -> nbformat.NotebookNode:
@@ -48,8 +50,11 @@ class Ctx:
     def solved(self) -> nbformat.NotebookNode:
         """The release with every answer cell holding the solution (markers removed)."""
         src = nbformat.read(self.source_nb, as_version=4)
-        answers = {c.metadata.nbgrader["grade_id"]: fx.strip_markers(c.source)
-                   for c in src.cells if c.metadata.get("nbgrader", {}).get("solution")}
+        answers = {
+            c.metadata.nbgrader["grade_id"]: fx.strip_markers(c.source)
+            for c in src.cells
+            if c.metadata.get("nbgrader", {}).get("solution")
+        }
         nb = self.release()
         for cell in nb.cells:
             gid = grade_id(cell)
@@ -59,9 +64,14 @@ class Ctx:
 
     def outside_markers(self) -> list[Path]:
         """Files the write_outside attack tries to create on the host."""
-        return [Path("/tmp") / f"bpkit_adv_{self.token}", fx_repo() / f".bpkit_adv_{self.token}",
-                Path.home() / f".bpkit_adv_{self.token}", self.course / f"bpkit_adv_{self.token}",
-                self.submissions / f"bpkit_adv_{self.token}", self.out / f"bpkit_adv_{self.token}"]
+        return [
+            Path("/tmp") / f"bpkit_adv_{self.token}",
+            fx_repo() / f".bpkit_adv_{self.token}",
+            Path.home() / f".bpkit_adv_{self.token}",
+            self.course / f"bpkit_adv_{self.token}",
+            self.submissions / f"bpkit_adv_{self.token}",
+            self.out / f"bpkit_adv_{self.token}",
+        ]
 
 
 def fx_repo() -> Path:
@@ -99,12 +109,12 @@ def write_nb(nb, sub: Path, student: str, name: str = f"{A}.ipynb") -> Path:
 @dataclass
 class Case:
     student: str
-    build: Callable[[Ctx, Path, str], None]      # (ctx, SUBMISSIONS, student)
-    outcomes: set                                 # allowed (status, score) pairs
-    zero: tuple = ()                              # exercises that must earn 0
-    reason: str | None = None                     # substring the reason must contain
-    rows: dict = field(default_factory=dict)      # other (assignment -> (status, score)) rows
-    untouched_tests: bool = False                 # test cells as released: reason must not say "restored"
+    build: Callable[[Ctx, Path, str], None]  # (ctx, SUBMISSIONS, student)
+    outcomes: set  # allowed (status, score) pairs
+    zero: tuple = ()  # exercises that must earn 0
+    reason: str | None = None  # substring the reason must contain
+    rows: dict = field(default_factory=dict)  # other (assignment -> (status, score)) rows
+    untouched_tests: bool = False  # test cells as released: reason must not say "restored"
     what: str = ""
 
 
@@ -113,15 +123,27 @@ CASES: list[Case] = []
 
 def case(student, outcomes, zero=(), reason=None, rows=None, untouched_tests=False):
     def register(build):
-        CASES.append(Case(student, build, set(outcomes), tuple(zero), reason, rows or {},
-                          untouched_tests, (build.__doc__ or "").strip()))
+        CASES.append(
+            Case(
+                student,
+                build,
+                set(outcomes),
+                tuple(zero),
+                reason,
+                rows or {},
+                untouched_tests,
+                (build.__doc__ or "").strip(),
+            )
+        )
         return build
+
     return register
 
 
 # ------------------------------------------------------------------------------------------------
 # reference submissions: the batch must still grade these right
 # ------------------------------------------------------------------------------------------------
+
 
 @case("good_full", {("ok", 4)}, untouched_tests=True)
 def _(ctx, sub, st):
@@ -181,10 +203,13 @@ def _(ctx, sub, st):
 # files that are not a gradable notebook
 # ------------------------------------------------------------------------------------------------
 
+
 @case("bad_json", {("invalid", 0)})
 def _(ctx, sub, st):
     """not JSON"""
-    (folder(sub, st) / f"{A}.ipynb").write_text('{"cells": [ {"cell_type": "code", ', encoding="utf-8")
+    (folder(sub, st) / f"{A}.ipynb").write_text(
+        '{"cells": [ {"cell_type": "code", ', encoding="utf-8"
+    )
 
 
 @case("json_not_notebook", {("invalid", 0)})
@@ -286,6 +311,7 @@ def _(ctx, sub, st):
 # restructured notebooks
 # ------------------------------------------------------------------------------------------------
 
+
 @case("extra_files", {("ok", 4)}, reason="extra")
 def _(ctx, sub, st):
     """a solved notebook plus unrelated files and a folder"""
@@ -321,8 +347,9 @@ def _(ctx, sub, st):
     (base / "bpkit.py").write_text(fake)
     (base / "bpkit").mkdir()
     (base / "bpkit" / "__init__.py").write_text(fake)
-    (base / "bpkit" / "checks.py").write_text(fake.replace("checks = _Any()", "import sys\n"
-                                                            "sys.modules[__name__] = _Any()"))
+    (base / "bpkit" / "checks.py").write_text(
+        fake.replace("checks = _Any()", "import sys\nsys.modules[__name__] = _Any()")
+    )
 
 
 @case("deleted_test", {("ok", 2)}, zero=("relu",), reason="deleted")
@@ -369,8 +396,15 @@ def _(ctx, sub, st):
     nb = ctx.solved()
     nb.cells[index(nb, "relu_test")].metadata.nbgrader["points"] = 100
     bonus = nbformat.v4.new_code_cell("pass\n")
-    bonus.metadata["nbgrader"] = {"schema_version": 3, "grade": True, "solution": False,
-                                  "locked": True, "grade_id": "bonus", "points": 50, "task": False}
+    bonus.metadata["nbgrader"] = {
+        "schema_version": 3,
+        "grade": True,
+        "solution": False,
+        "locked": True,
+        "grade_id": "bonus",
+        "points": 50,
+        "task": False,
+    }
     nb.cells.append(bonus)
     write_nb(nb, sub, st)
 
@@ -460,6 +494,7 @@ def _(ctx, sub, st):
 # crashes, loops, bombs, floods
 # ------------------------------------------------------------------------------------------------
 
+
 @case("kernel_exit", {("kernel_died", 2)}, zero=("dP_dw1", "nth_prime"))
 def _(ctx, sub, st):
     """os._exit(1) in the dP_dw1 answer cell (relu earned before the death)"""
@@ -469,15 +504,20 @@ def _(ctx, sub, st):
 @case("kernel_kill9", {("kernel_died", 0)}, zero=("relu", "dP_dw1", "nth_prime"))
 def _(ctx, sub, st):
     """SIGKILL to itself in the relu answer cell, right answers afterwards"""
-    src = ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n" + fx.strip_markers(fx.RELU_ANSWER))
+    src = "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n" + fx.strip_markers(
+        fx.RELU_ANSWER
+    )
     write_nb(set_answer(ctx.solved(), "relu", src), sub, st)
 
 
 @case("kernel_segfault", {("kernel_died", 2)}, zero=("dP_dw1", "nth_prime"))
 def _(ctx, sub, st):
     """a segmentation fault (ctypes NULL read) in the dP_dw1 answer cell"""
-    write_nb(set_answer(ctx.solved(), "dP_dw1", "import ctypes\nctypes.string_at(0)\ndP_dw1 = -11\n"),
-             sub, st)
+    write_nb(
+        set_answer(ctx.solved(), "dP_dw1", "import ctypes\nctypes.string_at(0)\ndP_dw1 = -11\n"),
+        sub,
+        st,
+    )
 
 
 @case("sigint_loop", {("timeout", 2)}, zero=("dP_dw1", "nth_prime"))
@@ -559,22 +599,27 @@ def _(ctx, sub, st):
 @case("giant_image", {("output_limit", 4), ("timeout", 4)})
 def _(ctx, sub, st):
     """answers dP_dw1 right, then displays a 30 MB 'PNG' in the same cell"""
-    src = ("dP_dw1 = -11\nfrom IPython.display import Image, display\n"
-           "display(Image(data=b'\\x89PNG\\r\\n\\x1a\\n' + bytes(30 * 2**20), format='png'))\n")
+    src = (
+        "dP_dw1 = -11\nfrom IPython.display import Image, display\n"
+        "display(Image(data=b'\\x89PNG\\r\\n\\x1a\\n' + bytes(30 * 2**20), format='png'))\n"
+    )
     write_nb(set_answer(ctx.solved(), "dP_dw1", src), sub, st)
 
 
 @case("giant_html", {("output_limit", 4), ("timeout", 4)})
 def _(ctx, sub, st):
     """answers dP_dw1 right, then displays 30 MB of HTML in the same cell"""
-    src = ("dP_dw1 = -11\nfrom IPython.display import HTML, display\n"
-           "display(HTML('<p>x</p>' * (30 * 2**20 // 8)))\n")
+    src = (
+        "dP_dw1 = -11\nfrom IPython.display import HTML, display\n"
+        "display(HTML('<p>x</p>' * (30 * 2**20 // 8)))\n"
+    )
     write_nb(set_answer(ctx.solved(), "dP_dw1", src), sub, st)
 
 
 # ------------------------------------------------------------------------------------------------
 # network and file system
 # ------------------------------------------------------------------------------------------------
+
 
 @case("network", {("ok", 3)}, zero=("dP_dw1",))
 def _(ctx, sub, st):
@@ -603,9 +648,12 @@ def _(ctx, sub, st):
 def _(ctx, sub, st):
     """hunts for 7919 in the solutions, the gradebook, other submissions and anything readable
     (in the dP_dw1 answer cell, whose answer is right only if none of those paths is visible)"""
-    known = [str(ctx.source_nb), str(ctx.course / "gradebook.db"),
-             str(ctx.submissions / "good_full" / A / f"{A}.ipynb"),
-             str(fx_repo() / "notebooks")]
+    known = [
+        str(ctx.source_nb),
+        str(ctx.course / "gradebook.db"),
+        str(ctx.submissions / "good_full" / A / f"{A}.ipynb"),
+        str(fx_repo() / "notebooks"),
+    ]
     src = f"""\
         import os, re, time
         nth_prime = None
@@ -645,8 +693,11 @@ def _(ctx, sub, st):
         dP_dw1 = 11 if visible else -11     # instructor paths must not even exist in here
         """
     nb = set_answer(ctx.solved(), "dP_dw1", src)
-    write_nb(set_answer(nb, "nth_prime", "pass  # set by the search above, if it found anything\n"),
-             sub, st)
+    write_nb(
+        set_answer(nb, "nth_prime", "pass  # set by the search above, if it found anything\n"),
+        sub,
+        st,
+    )
 
 
 @case("write_outside", {("ok", 4)})
@@ -654,8 +705,11 @@ def _(ctx, sub, st):
     """solved; tries to create files on the host, corrupt the source notebook, forge the gradebook,
     overwrite another student's submission and the grader's output"""
     markers = [str(p) for p in ctx.outside_markers()]
-    victims = [str(ctx.source_nb), str(ctx.submissions / "good_stub" / A / f"{A}.ipynb"),
-               str(ctx.out / "grades.csv")]
+    victims = [
+        str(ctx.source_nb),
+        str(ctx.submissions / "good_stub" / A / f"{A}.ipynb"),
+        str(ctx.out / "grades.csv"),
+    ]
     gradebook = str(ctx.course / "gradebook.db")
     src = f"""\
         import os, sqlite3
@@ -685,6 +739,7 @@ def _(ctx, sub, st):
 # ------------------------------------------------------------------------------------------------
 # integrity: monkeypatching, calling the reference
 # ------------------------------------------------------------------------------------------------
+
 
 @case("patch_numpy", {("flagged", 0)}, zero=("relu", "dP_dw1", "nth_prime"))
 def _(ctx, sub, st):
@@ -742,8 +797,10 @@ def _(ctx, sub, st):
 @case("patch_showtraceback", {("flagged", 2)}, zero=("dP_dw1", "nth_prime"))
 def _(ctx, sub, st):
     """IPython's showtraceback silenced so failing tests print no error; wrong answers after"""
-    src = ("ip = get_ipython()\nip.showtraceback = lambda *a, **k: None\n"
-           "ip._showtraceback = lambda *a, **k: None\ndP_dw1 = 11\n")
+    src = (
+        "ip = get_ipython()\nip.showtraceback = lambda *a, **k: None\n"
+        "ip._showtraceback = lambda *a, **k: None\ndP_dw1 = 11\n"
+    )
     nb = set_answer(ctx.solved(), "dP_dw1", src)
     write_nb(set_answer(nb, "nth_prime", fx.WRONG["nth_prime"]), sub, st)
 
@@ -751,8 +808,7 @@ def _(ctx, sub, st):
 @case("patch_custom_exc", {("flagged", 2)}, zero=("dP_dw1", "nth_prime"))
 def _(ctx, sub, st):
     """every exception swallowed by an IPython custom exception handler; wrong answers after"""
-    src = ("get_ipython().set_custom_exc((BaseException,), lambda *a, **k: None)\n"
-           "dP_dw1 = 11\n")
+    src = "get_ipython().set_custom_exc((BaseException,), lambda *a, **k: None)\ndP_dw1 = 11\n"
     nb = set_answer(ctx.solved(), "dP_dw1", src)
     write_nb(set_answer(nb, "nth_prime", fx.WRONG["nth_prime"]), sub, st)
 
@@ -812,8 +868,10 @@ def _(ctx, sub, st):
 @case("reference_codecopy", {("ok", 2), ("flagged", 0)}, zero=("relu",))
 def _(ctx, sub, st):
     """relu built from a copy of the reference's code object (escapes the __code__ swap)"""
-    src = ("import types\nrelu = types.FunctionType(bpkit.relu.__code__, bpkit.relu.__globals__, "
-           "'relu')\n")
+    src = (
+        "import types\nrelu = types.FunctionType(bpkit.relu.__code__, bpkit.relu.__globals__, "
+        "'relu')\n"
+    )
     write_nb(set_answer(ctx.solved(), "relu", src), sub, st)
 
 

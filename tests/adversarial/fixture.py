@@ -17,6 +17,7 @@ dP/dw1 = -11 is the value the fixture states; the 1000th prime is 7919.
 The value 7919 appears only in the solution and in the hidden test, so a submission can only
 get it by reading instructor files (see the ``read_solution`` case).
 """
+
 from __future__ import annotations
 
 import re
@@ -91,8 +92,14 @@ WRONG = {
 
 
 def _meta(grade_id, *, grade=False, solution=False, locked=False, points=None):
-    meta = {"schema_version": 3, "grade": grade, "solution": solution, "locked": locked,
-            "grade_id": grade_id, "task": False}
+    meta = {
+        "schema_version": 3,
+        "grade": grade,
+        "solution": solution,
+        "locked": locked,
+        "grade_id": grade_id,
+        "task": False,
+    }
     if grade:
         meta["points"] = points
     return {"nbgrader": meta}
@@ -101,26 +108,35 @@ def _meta(grade_id, *, grade=False, solution=False, locked=False, points=None):
 def source_notebook() -> nbformat.NotebookNode:
     """The instructor (source) version of the ``tiny`` assignment, validated."""
     cells = [
-        new_markdown_cell("# Tiny fixture\nThree exercises used to test the grader.",
-                          metadata=_meta("intro", locked=True)),
+        new_markdown_cell(
+            "# Tiny fixture\nThree exercises used to test the grader.",
+            metadata=_meta("intro", locked=True),
+        ),
         new_code_cell(SETUP, metadata=_meta("setup", locked=True)),
         new_markdown_cell("Implement `relu`.", metadata=_meta("relu_text", locked=True)),
         new_code_cell(RELU_ANSWER, metadata=_meta("relu", solution=True)),
-        new_code_cell(RELU_TEST, metadata=_meta("relu_test", grade=True, locked=True,
-                                                points=POINTS["relu"])),
+        new_code_cell(
+            RELU_TEST, metadata=_meta("relu_test", grade=True, locked=True, points=POINTS["relu"])
+        ),
         new_markdown_cell("Give dP/dw1.", metadata=_meta("dP_dw1_text", locked=True)),
         new_code_cell(DP_ANSWER, metadata=_meta("dP_dw1", solution=True)),
-        new_code_cell(DP_TEST, metadata=_meta("dP_dw1_test", grade=True, locked=True,
-                                              points=POINTS["dP_dw1"])),
+        new_code_cell(
+            DP_TEST, metadata=_meta("dP_dw1_test", grade=True, locked=True, points=POINTS["dP_dw1"])
+        ),
         new_markdown_cell("Give the 1000th prime.", metadata=_meta("nth_prime_text", locked=True)),
         new_code_cell(PRIME_ANSWER, metadata=_meta("nth_prime", solution=True)),
-        new_code_cell(PRIME_TEST, metadata=_meta("nth_prime_test", grade=True, locked=True,
-                                                 points=POINTS["nth_prime"])),
+        new_code_cell(
+            PRIME_TEST,
+            metadata=_meta("nth_prime_test", grade=True, locked=True, points=POINTS["nth_prime"]),
+        ),
     ]
-    nb = new_notebook(cells=cells, metadata={
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-        "language_info": {"name": "python"},
-    })
+    nb = new_notebook(
+        cells=cells,
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+            "language_info": {"name": "python"},
+        },
+    )
     nbformat.validate(nb)
     return nb
 

@@ -1,4 +1,5 @@
 """Running the grader CLI and reading what it writes (shared by the grader tests and the benchmark)."""
+
 from __future__ import annotations
 
 import csv
@@ -26,19 +27,38 @@ def grader_env() -> dict:
 
 
 def grader_cmd(course: Path, source: Path, *args: str) -> list[str]:
-    return [PYTHON, "-m", "autograder", "--course", str(course), "--source", str(source), *map(str, args)]
+    return [
+        PYTHON,
+        "-m",
+        "autograder",
+        "--course",
+        str(course),
+        "--source",
+        str(source),
+        *map(str, args),
+    ]
 
 
-def run_grader(course: Path, source: Path, *args: str, timeout: float) -> subprocess.CompletedProcess:
+def run_grader(
+    course: Path, source: Path, *args: str, timeout: float
+) -> subprocess.CompletedProcess:
     """Run `python -m autograder --course C --source S ARGS` from the repo root, bounded in time."""
-    return subprocess.run(grader_cmd(course, source, *args), cwd=REPO, env=grader_env(),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        grader_cmd(course, source, *args),
+        cwd=REPO,
+        env=grader_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def release(course: Path, source: Path, assignment: str, timeout: float = 120) -> Path:
     """Release one assignment and return the student notebook's path."""
     proc = run_grader(course, source, "release", assignment, timeout=timeout)
-    assert proc.returncode == 0, f"release {assignment} failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0, (
+        f"release {assignment} failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
+    )
     path = Path(course) / "release" / assignment / f"{assignment}.ipynb"
     assert path.is_file(), f"release did not write {path}"
     return path
