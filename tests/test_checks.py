@@ -287,3 +287,30 @@ def test_fallback_lets_other_errors_through():
     f = checks.fallback(student, lambda v: v, "x")
     with pytest.raises(ZeroDivisionError):
         f(1)
+
+
+def test_sealed_values_round_trip_and_hide_the_answer():
+    text = checks.seal([[1.5, -2.0], [0.25, 72.0]])
+    assert "72" not in text and "1.5" not in text
+    assert checks.sealed(text) == [[1.5, -2.0], [0.25, 72.0]]
+    checks.check_number("E", 72.0, checks.sealed(checks.seal(72.0)))
+    with pytest.raises(ValueError, match="checks.seal"):
+        checks.sealed("72.0")
+
+
+def test_stub_function_returning_none_is_not_answered():
+    def stub(x):
+        """A stub whose body is not written yet."""
+
+    with pytest.raises(NotAnswered, match="returns None"):
+        checks.call("f", stub, 1.0)
+    wrapped = checks.fallback(stub, lambda x: 2 * x, "f")
+    assert wrapped(3.0) == 6.0 and wrapped.uses_reference()
+
+
+def test_failures_render_as_one_line_in_ipython():
+    try:
+        checks.check_number("E", 144.0, 72.0, hints=[(144.0, "the factor 1/2 is missing")])
+    except checks.CheckFailed as exc:
+        lines = exc._render_traceback_()
+    assert len(lines) == 1 and "E: the factor 1/2 is missing" in lines[0]

@@ -1,7 +1,7 @@
 """Checks used by the notebooks' test cells.
 
-Each check prints one short line ("<name>: passed") on success and raises AssertionError with a
-message that starts with the exercise name otherwise; when the answer equals a known wrong
+Each check prints one short line ("<name>: passed") on success and raises CheckFailed (an
+AssertionError that IPython shows as one line, without a traceback) with a message that starts with the exercise name otherwise; when the answer equals a known wrong
 answer (a hint) the message names that mistake. An answer that is still the stub (None, or a
 function that raises NotImplementedError) raises NotAnswered. Nothing here writes to stderr
 or warns: nbgrader scores a test cell 0 on any stderr output.
@@ -11,25 +11,77 @@ or warns: nbgrader scores a test cell 0 on any stderr output.
     with checks.forbidden(bpkit.dense_backward):
         got = checks.call("dense_backward", dense_backward, dE_dY, X, W, A, "relu")
 """
+
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import numbers
 import types
 import warnings
 
 import numpy as np
 
-__all__ = ["NotAnswered", "ReferenceUsed", "check_number", "check_array", "check_expr",
-           "check_gradient", "call", "forbidden", "fallback"]
+__all__ = [
+    "CheckFailed",
+    "NotAnswered",
+    "ReferenceUsed",
+    "check_number",
+    "check_array",
+    "check_expr",
+    "check_gradient",
+    "call",
+    "forbidden",
+    "fallback",
+    "seal",
+    "sealed",
+]
 
 
-class NotAnswered(AssertionError):
-    """The answer is still the stub: None, or a function that raises NotImplementedError."""
+class CheckFailed(AssertionError):
+    """A visible check failed. Shown in the notebook as its one-line message, no traceback."""
+
+    def _render_traceback_(self):  # IPython shows this list of lines instead of a traceback
+        return [f"\x1b[31m{self}\x1b[0m"]
 
 
-class ReferenceUsed(AssertionError):
+class NotAnswered(CheckFailed):
+    """The answer is still the stub: None, or a function that returns None or raises
+    NotImplementedError."""
+
+    def _render_traceback_(self):
+        return [str(self)]
+
+
+class ReferenceUsed(CheckFailed):
     """The learner's code called the bpkit reference implementation the exercise asks to write."""
+
+
+_SEAL_PREFIX = "bpk1:"
+
+
+def seal(value):
+    """The text that ``sealed`` turns back into value: keeps an expected answer out of plain sight.
+
+    value: a number, a string, or nested lists/dicts of those (arrays: ``arr.tolist()``).
+    ``python -m bpkit.course.checks 72.0`` prints the sealed text of 72.0 for a test cell.
+    """
+    text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    return _SEAL_PREFIX + base64.b64encode(text[::-1].encode()).decode()
+
+
+def sealed(text):
+    """The value sealed by ``seal``: ``checks.check_number("E", E, checks.sealed("bpk1:..."))``.
+
+    A visible check compares with it without showing the answer; it is not encryption, and the
+    hidden tests stay the graded ones.
+    """
+    if not isinstance(text, str) or not text.startswith(_SEAL_PREFIX):
+        raise ValueError(
+            f"sealed: expected text made by checks.seal (starting {_SEAL_PREFIX!r}), got {text!r:.40}"
+        )
+    return json.loads(base64.b64decode(text[len(_SEAL_PREFIX) :]).decode()[::-1])
 
 
 def _name(name):
@@ -43,7 +95,9 @@ def _passed(name, note=""):
 
 
 def _not_answered(name):
-    return NotAnswered(f"{name}: not answered yet (the answer is still None); replace None with your answer")
+    return NotAnswered(
+        f"{name}: not answered yet (the answer is still None); replace None with your answer"
+    )
 
 
 def _fmt(x):
@@ -66,35 +120,40 @@ def _tolerances(rtol, atol):
 # numbers
 # ----------------------------------------------------------------------------------------------
 
+
 def _to_float(name, got):
     """The learner's number as a float, or AssertionError saying what it is instead."""
     if isinstance(got, bool):
-        raise AssertionError(f"{name}: expected a number, got the truth value {got}")
+        raise CheckFailed(f"{name}: expected a number, got the truth value {got}")
     if isinstance(got, numbers.Real):
         return float(got)
     if isinstance(got, np.ndarray) or isinstance(got, (list, tuple)):
         arr = np.asarray(got, dtype=object)
         if arr.size == 1:
             return _to_float(name, arr.reshape(()).item())
-        raise AssertionError(f"{name}: expected a single number, got a {type(got).__name__} of "
-                             f"shape {arr.shape}")
+        raise CheckFailed(
+            f"{name}: expected a single number, got a {type(got).__name__} of shape {arr.shape}"
+        )
     if isinstance(got, str):
-        raise AssertionError(f"{name}: expected a number, got the string {got!r} (remove the quotes)")
+        raise CheckFailed(f"{name}: expected a number, got the string {got!r} (remove the quotes)")
     try:
         import sympy as sp
+
         if isinstance(got, sp.Basic):
             if got.free_symbols:
-                raise AssertionError(f"{name}: expected a number, got the expression {got} "
-                                     f"(it still contains {', '.join(sorted(map(str, got.free_symbols)))})")
+                raise CheckFailed(
+                    f"{name}: expected a number, got the expression {got} "
+                    f"(it still contains {', '.join(sorted(map(str, got.free_symbols)))})"
+                )
             value = complex(got.evalf())
             if value.imag != 0:
-                raise AssertionError(f"{name}: expected a real number, got {got}")
+                raise CheckFailed(f"{name}: expected a real number, got {got}")
             return value.real
     except (TypeError, ValueError):
         pass
     if isinstance(got, numbers.Complex):
-        raise AssertionError(f"{name}: expected a real number, got the complex number {got}")
-    raise AssertionError(f"{name}: expected a number, got a {type(got).__name__}")
+        raise CheckFailed(f"{name}: expected a real number, got the complex number {got}")
+    raise CheckFailed(f"{name}: expected a number, got a {type(got).__name__}")
 
 
 def check_number(name, got, expected, *, rtol=1e-6, atol=1e-9, hints=()):
@@ -110,26 +169,31 @@ def check_number(name, got, expected, *, rtol=1e-6, atol=1e-9, hints=()):
         try:
             expected = float(expected)
         except (TypeError, ValueError):
-            raise ValueError(f"check_number: expected must be a real number, got {expected!r}") from None
+            raise ValueError(
+                f"check_number: expected must be a real number, got {expected!r}"
+            ) from None
     if got is None:
         raise _not_answered(name)
     value = _to_float(name, got)
     if np.isnan(value):
-        raise AssertionError(f"{name}: got nan (not a number); look for 0/0 or inf - inf")
+        raise CheckFailed(f"{name}: got nan (not a number); look for 0/0 or inf - inf")
     if _close(value, expected, rtol, atol):
         _passed(name)
         return
     for wrong, message in hints:
         if _close(value, float(wrong), rtol, atol):
-            raise AssertionError(f"{name}: {message} (got {_fmt(value)})")
+            raise CheckFailed(f"{name}: {message} (got {_fmt(value)})")
     auto = _automatic_hint(np.array(value), np.array(float(expected)), rtol, atol)
-    raise AssertionError(f"{name}: got {_fmt(value)}, which is not the expected value"
-                         + (f"; {auto}" if auto else ""))
+    raise CheckFailed(
+        f"{name}: got {_fmt(value)}, which is not the expected value"
+        + (f"; {auto}" if auto else "")
+    )
 
 
 # ----------------------------------------------------------------------------------------------
 # arrays
 # ----------------------------------------------------------------------------------------------
+
 
 def _to_array(name, got):
     """The learner's array as float ndarray, or NotAnswered / AssertionError."""
@@ -138,27 +202,32 @@ def _to_array(name, got):
     if hasattr(got, "tolist") and not isinstance(got, np.ndarray):  # SymPy Matrix, NumPy scalar
         got = got.tolist()
     if isinstance(got, str):
-        raise AssertionError(f"{name}: expected an array of numbers, got the string {got!r}")
+        raise CheckFailed(f"{name}: expected an array of numbers, got the string {got!r}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             arr = np.asarray(got, dtype=object) if not isinstance(got, np.ndarray) else got
     except ValueError:
-        raise AssertionError(f"{name}: could not read the answer as an array (rows of different "
-                             "lengths?)") from None
+        raise CheckFailed(
+            f"{name}: could not read the answer as an array (rows of different lengths?)"
+        ) from None
     if arr.dtype == object:
         if any(isinstance(v, (list, tuple, np.ndarray)) for v in arr.flat):
-            raise AssertionError(f"{name}: could not read the answer as an array (rows of different lengths?)")
+            raise CheckFailed(
+                f"{name}: could not read the answer as an array (rows of different lengths?)"
+            )
         if any(v is None for v in arr.flat):
-            raise NotAnswered(f"{name}: not answered yet (the array still contains None); fill in every entry")
+            raise NotAnswered(
+                f"{name}: not answered yet (the array still contains None); fill in every entry"
+            )
         try:
             arr = np.array([_to_float(name, v) for v in arr.flat], dtype=float).reshape(arr.shape)
-        except AssertionError as exc:
-            raise AssertionError(f"{name}: could not read every entry as a number ({exc})") from None
+        except CheckFailed as exc:
+            raise CheckFailed(f"{name}: could not read every entry as a number ({exc})") from None
     if arr.dtype.kind == "c":
-        raise AssertionError(f"{name}: expected real numbers, got complex ones")
+        raise CheckFailed(f"{name}: expected real numbers, got complex ones")
     if arr.dtype.kind not in "biuf":
-        raise AssertionError(f"{name}: expected an array of numbers, got dtype {arr.dtype}")
+        raise CheckFailed(f"{name}: expected an array of numbers, got dtype {arr.dtype}")
     return arr.astype(float)
 
 
@@ -174,11 +243,13 @@ def _shape_message(name, got_shape, want_shape):
 
 
 # The slips a wrong number or expression most often is: a sign and/or a factor 2 away.
-_FACTOR_SLIPS = ((-1.0, "it is the negative of the expected {noun}: check the sign"),
-                 (2.0, "it is 2 times the expected {noun}: check the factor 2{note}"),
-                 (0.5, "it is half the expected {noun}: check the factor 2{note}"),
-                 (-2.0, "it is -2 times the expected {noun}: check the sign and the factor 2"),
-                 (-0.5, "it is -1/2 times the expected {noun}: check the sign and the factor 2"))
+_FACTOR_SLIPS = (
+    (-1.0, "it is the negative of the expected {noun}: check the sign"),
+    (2.0, "it is 2 times the expected {noun}: check the factor 2{note}"),
+    (0.5, "it is half the expected {noun}: check the factor 2{note}"),
+    (-2.0, "it is -2 times the expected {noun}: check the sign and the factor 2"),
+    (-0.5, "it is -1/2 times the expected {noun}: check the sign and the factor 2"),
+)
 
 
 def factor_hint(got, want, close, noun, note=""):
@@ -193,7 +264,9 @@ def _automatic_hint(got, want, rtol, atol):
     """Name a common slip (sign, factor 2, transpose of a square matrix) when it explains got."""
     if not np.any(np.abs(want) > atol):
         return None
-    text = factor_hint(got, want, lambda g, w: _close(g, w, rtol, atol), "value", " (or the 1/2 in E)")
+    text = factor_hint(
+        got, want, lambda g, w: _close(g, w, rtol, atol), "value", " (or the 1/2 in E)"
+    )
     if text:
         return text
     if got.ndim == 2 and got.shape[0] == got.shape[1] and _close(got, want.T, rtol, atol):
@@ -213,10 +286,17 @@ def check_array(name, got, expected, *, rtol=1e-6, atol=1e-9, hints=()):
     try:
         want = np.asarray(expected, dtype=float)
     except (TypeError, ValueError):
-        raise ValueError(f"check_array: expected must be an array of numbers, got {expected!r:.80}") from None
+        raise ValueError(
+            f"check_array: expected must be an array of numbers, got {expected!r:.80}"
+        ) from None
     arr = _to_array(name, got)
-    if (want.ndim == 1 and arr.ndim == 2 and 1 in arr.shape and arr.size == want.size
-            and type(got).__module__.startswith("sympy")):
+    if (
+        want.ndim == 1
+        and arr.ndim == 2
+        and 1 in arr.shape
+        and arr.size == want.size
+        and type(got).__module__.startswith("sympy")
+    ):
         arr = arr.reshape(want.shape)  # a SymPy column or row vector for a 1-D answer
     if arr.shape == want.shape and _close(arr, want, rtol, atol):
         _passed(name)
@@ -224,24 +304,27 @@ def check_array(name, got, expected, *, rtol=1e-6, atol=1e-9, hints=()):
     for wrong, message in hints:
         wrong = np.asarray(wrong, dtype=float)
         if wrong.shape == arr.shape and _close(arr, wrong, rtol, atol):
-            raise AssertionError(f"{name}: {message}")
+            raise CheckFailed(f"{name}: {message}")
     if arr.shape != want.shape:
-        raise AssertionError(_shape_message(name, arr.shape, want.shape))
+        raise CheckFailed(_shape_message(name, arr.shape, want.shape))
     with np.errstate(all="ignore"):
         bad = ~np.isclose(arr, want, rtol=rtol, atol=atol, equal_nan=True)
     first = tuple(int(i) for i in np.argwhere(bad)[0])
     where = f"index {first if len(first) != 1 else first[0]}" if first else "the value"
-    msg = (f"{name}: {int(bad.sum())} of {bad.size} entries differ from the expected values "
-           f"(first at {where}: got {_fmt(float(arr[first]))})")
+    msg = (
+        f"{name}: {int(bad.sum())} of {bad.size} entries differ from the expected values "
+        f"(first at {where}: got {_fmt(float(arr[first]))})"
+    )
     if np.isnan(arr).any() and not np.isnan(want).any():
         msg += "; the answer contains nan"
     auto = _automatic_hint(arr, want, rtol, atol)
-    raise AssertionError(msg + (f"; {auto}" if auto else ""))
+    raise CheckFailed(msg + (f"; {auto}" if auto else ""))
 
 
 # ----------------------------------------------------------------------------------------------
 # symbolic answers, gradients, calls
 # ----------------------------------------------------------------------------------------------
+
 
 def check_expr(name, got, expected, variables, *, wrong_forms=None):
     """Check a symbolic answer with ``bpkit.symbolic.check_equivalent`` (any equal form passes).
@@ -256,9 +339,13 @@ def check_expr(name, got, expected, variables, *, wrong_forms=None):
         raise _not_answered(name)
     result = symbolic.check_equivalent(got, expected, variables, wrong_forms=wrong_forms)
     if not result.ok:
-        raise AssertionError(f"{name}: {result.message}")
-    _passed(name, " (agrees at random points; SymPy simplification timed out)"
-            if "timed out" in result.message else "")
+        raise CheckFailed(f"{name}: {result.message}")
+    _passed(
+        name,
+        " (agrees at random points; SymPy simplification timed out)"
+        if "timed out" in result.message
+        else "",
+    )
 
 
 def check_gradient(name, f, x, analytic, *, tol=1e-6):
@@ -272,20 +359,26 @@ def check_gradient(name, f, x, analytic, *, tol=1e-6):
 
     name = _name(name)
     if not callable(f):
-        raise ValueError(f"check_gradient: f must be a function of no arguments, got {type(f).__name__}")
+        raise ValueError(
+            f"check_gradient: f must be a function of no arguments, got {type(f).__name__}"
+        )
     if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
         raise ValueError(f"check_gradient: x must be a float ndarray, got {type(x).__name__}")
     got = _to_array(name, analytic)
     if got.shape != x.shape:
-        raise AssertionError(_shape_message(name, got.shape, x.shape).replace(
-            "expected shape", "the gradient must have the shape of x,"))
+        raise CheckFailed(
+            _shape_message(name, got.shape, x.shape).replace(
+                "expected shape", "the gradient must have the shape of x,"
+            )
+        )
     saved = x.copy()
     try:
         with np.errstate(all="ignore"):
             numeric = numerical_gradient(f, x)
     except NotImplementedError:
-        raise NotAnswered(f"{name}: not answered yet (a function used by f still raises "
-                          "NotImplementedError)") from None
+        raise NotAnswered(
+            f"{name}: not answered yet (a function used by f still raises NotImplementedError)"
+        ) from None
     finally:
         x[...] = saved
     err = relative_error(got, numeric)
@@ -293,39 +386,52 @@ def check_gradient(name, f, x, analytic, *, tol=1e-6):
         _passed(name)
         return
     auto = _automatic_hint(got, numeric, 1e-4, 1e-7)
-    raise AssertionError(f"{name}: the gradient differs from centred differences (relative error "
-                         f"{err:.2e} > {tol:g})" + (f"; {auto}" if auto else ""))
+    raise CheckFailed(
+        f"{name}: the gradient differs from centred differences (relative error "
+        f"{err:.2e} > {tol:g})" + (f"; {auto}" if auto else "")
+    )
 
 
 def call(name, fn, *args, **kwargs):
-    """fn(*args, **kwargs), with NotImplementedError (or fn None) turned into NotAnswered(name)."""
+    """fn(*args, **kwargs); NotAnswered(name) when fn is None, raises NotImplementedError or
+    returns None (a stub whose body is not written yet)."""
     name = _name(name)
     if fn is None:
         raise NotAnswered(f"{name}: not answered yet (the function is None)")
     if not callable(fn):
-        raise AssertionError(f"{name}: expected a function, got a {type(fn).__name__}")
+        raise CheckFailed(f"{name}: expected a function, got a {type(fn).__name__}")
+    fname = getattr(fn, "__name__", "the function")
     try:
-        return fn(*args, **kwargs)
+        result = fn(*args, **kwargs)
     except NotImplementedError:
-        fname = getattr(fn, "__name__", "the function")
-        raise NotAnswered(f"{name}: not answered yet ({fname} still raises NotImplementedError; "
-                          "write its body between the markers)") from None
+        raise NotAnswered(
+            f"{name}: not answered yet ({fname} raises NotImplementedError; write its body)"
+        ) from None
+    if result is None:
+        raise NotAnswered(
+            f"{name}: not answered yet ({fname} returns None; write its body and return the result)"
+        )
+    return result
 
 
 # ----------------------------------------------------------------------------------------------
 # guarding the reference implementation
 # ----------------------------------------------------------------------------------------------
 
+
 def _stub_template(*args, **kwargs):
     from bpkit.course.checks import ReferenceUsed
+
     raise ReferenceUsed("MESSAGE")
 
 
 def _stub_code(fn):
     """A code object that raises ReferenceUsed naming fn, usable as fn.__code__."""
     qual = f"{fn.__module__}.{fn.__qualname__}"
-    message = (f"your code called {qual}, the reference implementation this exercise asks you to "
-               "write; compute it with NumPy instead")
+    message = (
+        f"your code called {qual}, the reference implementation this exercise asks you to "
+        "write; compute it with NumPy instead"
+    )
     code = _stub_template.__code__
     consts = tuple(message if c == "MESSAGE" else c for c in code.co_consts)
     return code.replace(co_consts=consts, co_name=fn.__code__.co_name)
@@ -334,7 +440,9 @@ def _stub_code(fn):
 def _plain_function(fn):
     fn = getattr(fn, "__func__", fn)  # bound method -> function
     if not isinstance(fn, types.FunctionType):
-        raise ValueError(f"forbidden() takes Python functions, got {fn!r} of type {type(fn).__name__}")
+        raise ValueError(
+            f"forbidden() takes Python functions, got {fn!r} of type {type(fn).__name__}"
+        )
     if fn.__code__.co_freevars:
         raise ValueError(f"forbidden() cannot guard {fn.__qualname__}: it is a closure")
     return fn
@@ -362,29 +470,38 @@ def forbidden(*functions):
 def fallback(student_fn, reference_fn, name):
     """A function that calls student_fn, or reference_fn while student_fn is not written yet.
 
-    On the first NotImplementedError from student_fn (or if it is None) it prints once
+    On the first NotImplementedError or None result from student_fn (or if it is None) it prints once
     "note: <name> is not implemented yet; using the reference implementation so the rest of the
     notebook runs" and from then on uses reference_fn, so later cells of the notebook can go on.
     """
     name = _name(name)
     if not callable(reference_fn):
-        raise ValueError(f"fallback: reference_fn must be a function, got {type(reference_fn).__name__}")
+        raise ValueError(
+            f"fallback: reference_fn must be a function, got {type(reference_fn).__name__}"
+        )
     if student_fn is not None and not callable(student_fn):
-        raise ValueError(f"fallback: student_fn must be a function or None, got {type(student_fn).__name__}")
+        raise ValueError(
+            f"fallback: student_fn must be a function or None, got {type(student_fn).__name__}"
+        )
     state = {"reference": student_fn is None, "noted": False}
 
     def note():
         if not state["noted"]:
             state["noted"] = True
-            print(f"note: {name} is not implemented yet; using the reference implementation so the "
-                  "rest of the notebook runs")
+            print(
+                f"note: {name} is not implemented yet; using the reference implementation so the "
+                "rest of the notebook runs"
+            )
 
     def wrapper(*args, **kwargs):
         if not state["reference"]:
             try:
-                return student_fn(*args, **kwargs)
+                result = student_fn(*args, **kwargs)
+                if result is not None:
+                    return result
             except NotImplementedError:
-                state["reference"] = True
+                pass
+            state["reference"] = True
         note()
         return reference_fn(*args, **kwargs)
 
@@ -392,3 +509,10 @@ def fallback(student_fn, reference_fn, name):
     wrapper.__doc__ = getattr(student_fn, "__doc__", None) or getattr(reference_fn, "__doc__", None)
     wrapper.uses_reference = lambda: state["reference"]
     return wrapper
+
+
+if __name__ == "__main__":  # python -m bpkit.course.checks VALUE ...: sealed text for test cells
+    import sys
+
+    for arg in sys.argv[1:]:
+        print(seal(json.loads(arg)))
