@@ -147,12 +147,16 @@ def fmt(x):
     return str(int(x)) if x == int(x) else ("%.2f" % x).rstrip("0")
 
 
+KEPT_METADATA = ("nbgrader", "tags", "editable", "deletable")
+
+
 def strip_foreign_metadata(nb):
-    """Keep only nbgrader's metadata on cells (in place); returns nb."""
+    """Keep only nbgrader's metadata, tags and the editable/deletable locks on cells (in place);
+    returns nb."""
     for cell in nb.cells:
         md = cell.get("metadata", {})
         for key in list(md):
-            if key != "nbgrader":
+            if key not in KEPT_METADATA:
                 del md[key]
     return nb
 

@@ -74,3 +74,28 @@ def test_selfcheck(selfcheck_table, path):
     assert {"source", "student"} <= checks
     failed = [r for r in rows if r[1] != "ok"]
     assert not failed, "\n".join("%s: %s" % (r[0], r[2]) for r in failed)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_locks_and_run_all_tags(path):
+    """Locked and test cells cannot be edited or deleted in JupyterLab; answer and test cells carry
+    raises-exception so Run All goes on past an unanswered exercise (authoring normalize sets it)."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        md, meta = cell.metadata["nbgrader"], cell.metadata
+        where = "%s cell %s" % (path.name, md["grade_id"])
+        is_test = cell.cell_type == "code" and md["grade"]
+        if md["locked"] or is_test:
+            assert meta.get("editable") is False and meta.get("deletable") is False, where
+        if cell.cell_type == "code" and (md["grade"] or md["solution"]):
+            assert "raises-exception" in meta.get("tags", []), where
+
+
+def test_release_keeps_locks_and_tags():
+    from autograder.nbtools import student_version
+
+    nb = student_version(nbformat.read(NOTEBOOKS[0], as_version=4))
+    locked = [c for c in nb.cells if c.metadata["nbgrader"]["locked"]]
+    assert locked and all(c.metadata.get("editable") is False for c in locked)
+    tests = [c for c in nb.cells if c.cell_type == "code" and c.metadata["nbgrader"]["grade"]]
+    assert tests and all("raises-exception" in c.metadata.get("tags", []) for c in tests)
