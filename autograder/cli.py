@@ -1,4 +1,4 @@
-"""Command line: python -m autograder [--course DIR] [--source DIR] COMMAND ...
+"""Command line: python -m autograder [--course DIR] [--source DIR] [--db-url URL] COMMAND ...
 
 Every user mistake: one line `autograder: error: ...` on stderr and exit code 2.
 """
@@ -41,6 +41,12 @@ def parser():
     )
     p.add_argument("--source", help="source notebooks folder (default: <repo>/notebooks)")
     p.add_argument(
+        "--db-url",
+        metavar="URL",
+        help="gradebook database, e.g. postgresql+psycopg://user:password@host/bpkit "
+        "(default: env BPKIT_DB_URL or SQLite <course>/gradebook.db)",
+    )
+    p.add_argument(
         "--wrong-answers",
         help="folder of NN_slug.json wrong answers (default: autograder/wrong_answers)",
     )
@@ -68,7 +74,9 @@ def main(argv=None):
         args = parser().parse_args(argv)
         if not args.command:
             raise UserError("missing command: release, grade, check or selfcheck")
-        course = Course(args.course, args.source)
+        course = Course(args.course, args.source, args.db_url)
+        if args.command in ("release", "grade", "export"):
+            course.check_db()
         if args.command == "release":
             from .release import release
 

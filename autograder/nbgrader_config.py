@@ -2,7 +2,8 @@
 
 Used by nbgrader's own commands run from this folder (`cd autograder && nbgrader ...`) and loaded
 by `python -m autograder`. Paths: env BPKIT_COURSE_DIR (default: <repo>/course) and
-BPKIT_SOURCE_DIR (default: <repo>/notebooks).
+BPKIT_SOURCE_DIR (default: <repo>/notebooks); gradebook: env BPKIT_DB_URL (default: SQLite in
+<course>/gradebook.db).
 """
 
 import os
@@ -17,7 +18,12 @@ _source = os.path.abspath(os.environ.get("BPKIT_SOURCE_DIR") or os.path.join(_re
 os.makedirs(_course, exist_ok=True)  # nbgrader chdirs into the root before anything else
 c.CourseDirectory.root = _course
 c.CourseDirectory.source_directory = _source  # absolute: nbgrader joins it onto root unchanged
-c.CourseDirectory.db_url = "sqlite:///" + os.path.join(_course, "gradebook.db")
+# the gradebook: SQLite in the course folder unless BPKIT_DB_URL names another database (e.g.
+# postgresql+psycopg://user:password@host/bpkit, shared by several graders); python -m autograder
+# --db-url sets that variable for itself and for the nbgrader steps it runs
+c.CourseDirectory.db_url = os.environ.get("BPKIT_DB_URL") or "sqlite:///" + os.path.join(
+    _course, "gradebook.db"
+)
 c.CourseDirectory.course_id = "bpkit"
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.json~"]
 
