@@ -2,6 +2,7 @@
 
 import io
 import logging
+import sys
 
 import nbformat
 
@@ -33,8 +34,33 @@ def generate(course, assignment, log=None):
     for path in sorted(folder.glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         strip_foreign_metadata(nb)
+        nb.metadata["language_info"] = kernel_language_info()
         nbformat.write(nb, path)
     return folder
+
+
+def kernel_language_info():
+    """The language_info the Python kernel reports when JupyterLab connects to it.
+
+    JupyterLab writes the kernel's language_info into the notebook on open; when the file holds
+    less (the sources keep only {"name": "python"}), every notebook is marked unsaved before the
+    student has typed anything. Released with the full record, it opens clean (for students on
+    the same Python minor release as this one; another version still differs in `version`).
+    """
+    try:
+        from ipykernel.ipkernel import IPythonKernel
+
+        return dict(IPythonKernel.language_info)
+    except Exception:  # no ipykernel here: what it would say for this interpreter
+        return {
+            "name": "python",
+            "version": sys.version.split()[0],
+            "mimetype": "text/x-python",
+            "codemirror_mode": {"name": "ipython", "version": sys.version_info[0]},
+            "pygments_lexer": "ipython%d" % sys.version_info[0],
+            "nbconvert_exporter": "python",
+            "file_extension": ".py",
+        }
 
 
 def release(course, names, out):
