@@ -117,10 +117,9 @@ def ensure_system_packages() -> None:
 def prepare_workspace(workspace: Path) -> None:
     """Copy the student release into the workspace; never overwrite the learner's files."""
     run([PY, "-m", "autograder", "release"], cwd=ROOT)
-    release = Path(os.environ.get("BPKIT_COURSE_DIR", ROOT / "course")) / "release"
     copied = 0
-    for src in sorted(p for p in release.rglob("*") if p.is_file()):
-        dst = workspace / src.relative_to(release)
+    for src in sorted(p for p in release_dir().rglob("*") if p.is_file()):
+        dst = workspace / src.relative_to(release_dir())
         if not dst.exists():
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
@@ -128,10 +127,138 @@ def prepare_workspace(workspace: Path) -> None:
     say(f"workspace {workspace}: {copied} new file(s) copied, existing files left as they are")
 
 
+def course_dir() -> Path:
+    return Path(os.environ.get("BPKIT_COURSE_DIR") or ROOT / "course").resolve()
+
+
+def release_dir() -> Path:
+    return course_dir() / "release"
+
+
+# nbgrader's instructor and exchange parts: in a student's lab they only show errors ("exchange
+# directory does not exist", "Error fetching courses!") and tools for the course's author.
+# Validate (validate_assignment) stays.
+NBGRADER_SERVER_OFF = ("formgrader", "assignment_list", "course_list")
+NBGRADER_LAB_OFF = ("menu", "formgrader", "assignment-list", "course-list", "create-assignment")
+START_PAGE = "START.md"
+LAB_CONFIG = ".lab-config"  # inside the workspace; rewritten by every `lab`
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def student_lab_config(workspace: Path) -> Path:
+    """A Jupyter config folder for the student's server only (used as JUPYTER_CONFIG_PATH).
+
+    It switches off nbgrader's formgrader, exchange and course-list server extensions and the
+    matching JupyterLab plugins, opens the start page at launch, and opens Markdown files as
+    rendered pages. The venv's own configuration is untouched: an instructor's `jupyter lab`
+    still has formgrader.
+    """
+    cfg = workspace / LAB_CONFIG
+    write_json(
+        cfg / "jupyter_server_config.json",
+        {
+            "ServerApp": {
+                "jpserver_extensions": {
+                    f"nbgrader.server_extensions.{name}": False for name in NBGRADER_SERVER_OFF
+                }
+            },
+            "LabApp": {
+                "default_url": f"/lab/tree/{START_PAGE}",
+                "app_settings_dir": str(cfg / "lab-settings"),
+            },
+        },
+    )
+    write_json(
+        cfg / "labconfig" / "page_config.json",
+        {"disabledExtensions": {f"@jupyter/nbgrader:{name}": True for name in NBGRADER_LAB_OFF}},
+    )
+    write_json(
+        cfg / "lab-settings" / "overrides.json",
+        {
+            "@jupyterlab/apputils-extension:notification": {
+                "fetchNews": "false",
+                "checkForUpdates": False,
+            },
+            "@jupyterlab/docmanager-extension:plugin": {
+                "defaultViewers": {"markdown": "Markdown Preview"}
+            },
+        },
+    )
+    return cfg
+
+
+def notebook_title(path: Path) -> str:
+    """The first heading of a notebook, without its '#'s (the file name if there is none)."""
+    try:
+        for cell in json.loads(path.read_text(encoding="utf-8")).get("cells", []):
+            source = cell.get("source", "")
+            text = "".join(source) if isinstance(source, list) else source
+            for line in text.splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    except (OSError, ValueError):
+        pass
+    return path.stem
+
+
+def start_page(workspace: Path) -> str:
+    """START.md: the series (links into the workspace) and how to check your work."""
+    notebooks = sorted(
+        p.relative_to(workspace)
+        for p in workspace.glob("[0-9][0-9]_*/*.ipynb")
+        if p.stem == p.parent.name
+    )
+    series = "\n".join(
+        f"{k}. [{notebook_title(workspace / rel)}]({rel.as_posix()})"
+        for k, rel in enumerate(notebooks, 1)
+    )
+    example = notebooks[min(5, len(notebooks) - 1)].as_posix() if notebooks else "NN/NN.ipynb"
+    return f"""# bpkit: your workspace
+
+These are your own copies of the backpropagation series. Your edits stay here: `python3 tasks.py
+lab` never overwrites a notebook you already have (delete one to get a fresh copy next time).
+Work through the notebooks in order; click a title to open it.
+
+## The series
+
+{series}
+
+## How to check your work
+
+- **Run All** (menu *Run > Run All Cells*) runs the notebook from top to bottom. Under each
+  exercise its check cell prints one line: `<exercise>: passed`, a hint about what looks wrong,
+  or `not answered yet` while the answer is still `None`. Unanswered exercises do not stop the
+  run.
+- After changing an answer, run its cell and the check cell under it (*Shift+Enter* twice).
+- **Validate** (the button in the notebook's toolbar) runs the whole notebook in a fresh kernel
+  and lists the checks that fail.
+- From a terminal (*File > New > Terminal*), for points per exercise:
+
+  ```
+  python -m autograder check {example}
+  ```
+
+  It lists every exercise as passed, failed (with the hint) or not attempted, with its points,
+  and your written answers as empty or waiting for the instructor.
+- Written answers (cells saying *YOUR ANSWER HERE*) are graded by your instructor; no check
+  can see them. The text and the check cells are locked: you cannot edit or delete them.
+- Self-learners: the solutions are the notebooks in the repository's `notebooks/` folder. Look
+  only after trying.
+
+This page is written by `python3 tasks.py lab` each time it starts.
+"""
+
+
 def cmd_lab(args: argparse.Namespace, extra: list) -> None:
     ensure_venv("")
     workspace = Path(args.workspace).resolve()
     prepare_workspace(workspace)
+    (workspace / START_PAGE).write_text(start_page(workspace), encoding="utf-8")
+    config = student_lab_config(workspace)
     cmd = [BIN / "jupyter", "lab", f"--ServerApp.root_dir={workspace}"]
     if args.port:
         cmd.append(f"--ServerApp.port={args.port}")
@@ -139,9 +266,13 @@ def cmd_lab(args: argparse.Namespace, extra: list) -> None:
         cmd.append("--no-browser")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")  # containers and CI machines often run as root
+    env = tool_env()
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
+        filter(None, [str(config), env.get("JUPYTER_CONFIG_PATH")])
+    )
     say("starting JupyterLab (stop it with Ctrl-C)")
     os.chdir(workspace)
-    os.execve(str(cmd[0]), [str(c) for c in cmd + extra], tool_env())
+    os.execve(str(cmd[0]), [str(c) for c in cmd + extra], env)
 
 
 def cmd_test(args: argparse.Namespace, extra: list) -> None:
@@ -187,7 +318,8 @@ def main(argv: list | None = None) -> None:
     extra = unknown + extra
     if args.command == "lab" and unknown:
         parser.error(
-            f"unknown options for lab: {' '.join(unknown)} (pass JupyterLab options after --)"
+            f"unknown options for {args.command}: {' '.join(unknown)} "
+            "(pass JupyterLab options after --)"
         )
     {"lab": cmd_lab, "test": cmd_test}[args.command](args, extra)
 
