@@ -4,6 +4,8 @@
     python3 tasks.py lab     set up (first run) and open JupyterLab on your own copy of the series
     python3 tasks.py test    set up (first run) and run the whole test suite
 
+and, for instructors, `python3 tasks.py formgrader` (nbgrader's formgrader on the course folder).
+
 Setup is a local virtual environment in .venv (override with BPKIT_VENV), reinstalled only when
 pyproject.toml changes. `test` also installs the system packages the grader tests need
 (bubblewrap for the sandbox, chromium for the browser test) with apt-get when run as root.
@@ -155,7 +157,7 @@ def student_lab_config(workspace: Path) -> Path:
     It switches off nbgrader's formgrader, exchange and course-list server extensions and the
     matching JupyterLab plugins, opens the start page at launch, and opens Markdown files as
     rendered pages. The venv's own configuration is untouched: an instructor's `jupyter lab`
-    still has formgrader.
+    (or `python3 tasks.py formgrader`) still has formgrader.
     """
     cfg = workspace / LAB_CONFIG
     write_json(
@@ -275,6 +277,33 @@ def cmd_lab(args: argparse.Namespace, extra: list) -> None:
     os.execve(str(cmd[0]), [str(c) for c in cmd + extra], env)
 
 
+def cmd_formgrader(args: argparse.Namespace, extra: list) -> None:
+    """JupyterLab for the instructor, opened on nbgrader's formgrader.
+
+    Formgrader needs the course folder inside the server's root and reads nbgrader_config.py
+    from the working directory: the server runs in autograder/ with the course folder's parent
+    as its root.
+    """
+    ensure_venv("")
+    course = course_dir()
+    course.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        BIN / "jupyter",
+        "lab",
+        f"--ServerApp.root_dir={course.parent}",
+        "--LabApp.default_url=/formgrader",
+    ]
+    if args.port:
+        cmd.append(f"--ServerApp.port={args.port}")
+    if args.no_browser:
+        cmd.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")
+    say(f"starting formgrader on {course} (stop it with Ctrl-C)")
+    os.chdir(ROOT / "autograder")
+    os.execve(str(cmd[0]), [str(c) for c in cmd + extra], tool_env())
+
+
 def cmd_test(args: argparse.Namespace, extra: list) -> None:
     ensure_venv("test")
     ensure_system_packages()
@@ -310,18 +339,24 @@ def main(argv: list | None = None) -> None:
     )
     lab.add_argument("--port", type=int, default=0, help="port for JupyterLab (default: its own)")
     lab.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    fg = sub.add_parser(
+        "formgrader",
+        help="instructors: JupyterLab on nbgrader's formgrader for the course folder",
+    )
+    fg.add_argument("--port", type=int, default=0, help="port for JupyterLab (default: its own)")
+    fg.add_argument("--no-browser", action="store_true", help="do not open a browser")
     test = sub.add_parser(
         "test", help="set up and run the whole test suite (extra args go to pytest)"
     )
     test.add_argument("--workers", type=int, default=2, help="pytest-xdist workers (default 2)")
     args, unknown = parser.parse_known_args(argv)
     extra = unknown + extra
-    if args.command == "lab" and unknown:
+    if args.command in ("lab", "formgrader") and unknown:
         parser.error(
             f"unknown options for {args.command}: {' '.join(unknown)} "
             "(pass JupyterLab options after --)"
         )
-    {"lab": cmd_lab, "test": cmd_test}[args.command](args, extra)
+    {"lab": cmd_lab, "formgrader": cmd_formgrader, "test": cmd_test}[args.command](args, extra)
 
 
 if __name__ == "__main__":
