@@ -80,8 +80,8 @@ def make_problem(dtype):
 
 
 def bpkit_steps(net, X, T):
-    """Two bpkit steps: through the public API (validates its input, returns new arrays) and the
-    way bpkit.train's inner loop runs (validated once; reuses the previous step's arrays)."""
+    """Two bpkit steps: through the public API (validates its input) and the way bpkit.train's
+    inner loop runs (input validated once, before the loop)."""
     opt = bpkit.optim.GradientDescent(LR)
     params = net.params()
     _, _, acts, _, _ = _check_net(net.weights, net.biases, net.activations, X, T)
@@ -90,11 +90,9 @@ def bpkit_steps(net, X, T):
         E, dW, db = net.backprop(X, T, "mse")
         opt.step(params, interleave(dW, db))
 
-    work = [None]
-
     def inner():
-        work[0] = _trace(net.weights, net.biases, acts, X, T, "mse", reuse=work[0])
-        opt.step(params, interleave(work[0].dW, work[0].db))
+        tr = _trace(net.weights, net.biases, acts, X, T, "mse")
+        opt.step(params, interleave(tr.dW, tr.db))
 
     return public, inner
 

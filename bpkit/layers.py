@@ -7,7 +7,7 @@ input i into unit j), b (J,) the biases (weights from a bias unit that always ou
     Y = g(A)               Laux eq 18
     Delta = g'(A) * dE/dY  Laux eq 20  (elementwise; Delta = dE/dA)
     dE/dW = Delta^T X      Laux eq 21
-    dE/db = Delta summed over the N rows
+    dE/db = Delta summed over the N rows (the bias unit outputs 1)
     dE/dX = Delta W        Laux eq 22  (becomes dE/dY of the layer below)
 """
 
@@ -28,31 +28,16 @@ def _matrix(name, x, shape_hint):
     return x
 
 
-def _forward(X, W, b, act, A=None):
-    """dense_forward without checks; act is an Activation. A: optional output buffer (N, J)."""
-    A = np.matmul(X, W.T, out=A)  # eq 17
-    A += b
-    Y = A if act.name == "identity" else act.g(A)  # eq 18
-    return A, Y
+def _forward(X, W, b, act):
+    """dense_forward without input checks; act is an Activation. Returns (A, Y)."""
+    A = X @ W.T + b  # Laux eq 17
+    return A, act.g(A)  # Laux eq 18
 
 
-def _backward(dE_dY, X, W, A, act, need_dX=True, overwrite=False, dW=None, dX=None):
-    """dense_backward without checks; returns (Delta, dE_dX or None, dE_dW, dE_db).
-
-    overwrite=True lets Delta reuse dE_dY's memory (when the caller owns it); dW, dX: optional
-    output buffers. The numbers are the same either way.
-    """
-    if act.name == "identity":
-        Delta = dE_dY
-    elif overwrite:
-        Delta = dE_dY
-        Delta *= act.g_prime(A)  # eq 20, in place
-    else:
-        Delta = dE_dY * act.g_prime(A)  # eq 20
-    dW = np.matmul(Delta.T, X, out=dW)  # eq 21
-    db = Delta.sum(axis=0)
-    dX = np.matmul(Delta, W, out=dX) if need_dX else None  # eq 22
-    return Delta, dX, dW, db
+def _backward(dE_dY, X, A, act):
+    """dense_backward without input checks and without dE/dX: returns (Delta, dE_dW, dE_db)."""
+    Delta = act.g_prime(A) * dE_dY  # Laux eq 20
+    return Delta, Delta.T @ X, Delta.sum(axis=0)  # Laux eq 21, and the bias column
 
 
 def _check_layer(X, W, b):
@@ -85,7 +70,7 @@ def dense_backward(dE_dY, X, W, A, activation):
     """Backward pass of one layer: returns (dE_dX (N, I), dE_dW (J, I), dE_db (J,)).
 
     dE_dY (N, J) is the gradient of E with respect to this layer's output, A (N, J) its net
-    input from the forward pass. Laux eqs 20-22; dE_db = Delta.sum(0).
+    input from the forward pass. Laux eqs 20-22.
     """
     act = _activation(activation)
     X, W, _ = _check_layer(X, W, np.zeros(np.shape(W)[0] if np.ndim(W) == 2 else 0))
@@ -97,5 +82,5 @@ def dense_backward(dE_dY, X, W, A, activation):
             raise ValueError(
                 f"{name} has shape {M.shape}: expected ({N}, {J}) = (rows of X, rows of W)"
             )
-    _, dX, dW, db = _backward(dE_dY, X, W, A, act)
-    return dX, dW, db
+    Delta, dW, db = _backward(dE_dY, X, A, act)
+    return Delta @ W, dW, db  # Laux eq 22

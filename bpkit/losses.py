@@ -21,12 +21,11 @@ def _check_name(name):
 
 def _loss(name, Y, T):
     """loss() without input checks: (E as a float, dE/dY with Y's shape)."""
-    D = Y - T
-    E = 0.5 * float(np.vdot(D, D))
-    if name == "mse":
+    D = Y - T  # dE/dY of "sse": y_k - t_k, Laux eq 13
+    E = 0.5 * float(np.vdot(D, D))  # Laux eq 19: 1/2 ||Y - T||^2
+    if name == "mse":  # Frermann: E = 1/(2N) sum (y - yhat)^2
         N = Y.shape[0]
-        E /= N
-        D /= N
+        return E / N, D / N
     return E, D
 
 

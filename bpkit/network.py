@@ -85,39 +85,21 @@ class Trace:
     db: list = field(default_factory=list)
 
 
-def _trace(weights, biases, acts, X, T, loss, reuse=None):
-    """trace() without checks. dE/dX of the first layer is not computed (nothing needs it).
-
-    reuse: a Trace from an earlier call with the same weights' shapes; when the batch has the
-    same size and dtype, its arrays are overwritten instead of allocating new ones (the training
-    loop does this; the numbers are the same).
-    """
+def _trace(weights, biases, acts, X, T, loss):
+    """trace() without input checks."""
     L = len(weights)
-    if reuse is not None and (
-        reuse.A[0].shape[0] != X.shape[0] or reuse.A[0].dtype != np.result_type(X, weights[0])
-    ):
-        reuse = None
     tr = Trace(deltas=[None] * L, dW=[None] * L, db=[None] * L)
     Y = X
-    for l in range(L):
+    for W, b, act in zip(weights, biases, acts):  # forward, input layer first
         tr.inputs.append(Y)
-        A, Y = _forward(Y, weights[l], biases[l], acts[l], A=reuse.A[l] if reuse else None)
+        A, Y = _forward(Y, W, b, act)  # Laux eqs 17-18
         tr.A.append(A)
         tr.Y.append(Y)
-    tr.E, dE_dY = _loss(loss, Y, T)
-    for l in reversed(range(L)):
-        # dE_dY is always a fresh array here (from the loss or from Delta W), so Delta may reuse it
-        tr.deltas[l], dE_dY, tr.dW[l], tr.db[l] = _backward(
-            dE_dY,
-            tr.inputs[l],
-            weights[l],
-            tr.A[l],
-            acts[l],
-            need_dX=l > 0,
-            overwrite=True,
-            dW=reuse.dW[l] if reuse else None,
-            dX=reuse.deltas[l - 1] if reuse and l > 0 else None,
-        )
+    tr.E, dE_dY = _loss(loss, Y, T)  # Laux eqs 19 and 13
+    for l in reversed(range(L)):  # backward, output layer first; Laux eqs 20-21
+        tr.deltas[l], tr.dW[l], tr.db[l] = _backward(dE_dY, tr.inputs[l], tr.A[l], acts[l])
+        if l > 0:  # Laux eq 22; the first layer's dE/dX is not needed
+            dE_dY = tr.deltas[l] @ weights[l]
     return tr
 
 

@@ -65,14 +65,13 @@ def train(
     M = N if batch_size is None else batch_size
     history = History()
     params = net.params()
-    work = None  # the previous step's Trace: its arrays are reused (no new allocations)
     for epoch in range(1, epochs + 1):
         order = rng.permutation(N) if shuffle and M < N else np.arange(N)
         for start in range(0, N, M):
             rows = order[start : start + M]
             Xb, Tb = (X, T) if M == N else (X[rows], T[rows])
-            work = _trace(net.weights, net.biases, acts, Xb, Tb, loss, reuse=work)
-            optimizer.step(params, interleave(work.dW, work.db))
+            tr = _trace(net.weights, net.biases, acts, Xb, Tb, loss)
+            optimizer.step(params, interleave(tr.dW, tr.db))
             history.updates += 1
         tr = _trace(net.weights, net.biases, acts, X, T, loss)
         history.loss.append(tr.E)
