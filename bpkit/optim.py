@@ -22,15 +22,19 @@ def _check(params, grads):
             )
 
 
-def _scratch(buffers, params):
-    """One work array per parameter (kept between steps, so updates allocate nothing)."""
-    if (
-        buffers is None
-        or len(buffers) != len(params)
-        or any(b.shape != p.shape or b.dtype != p.dtype for b, p in zip(buffers, params))
-    ):
-        buffers = [np.empty_like(p) for p in params]
-    return buffers
+def _work(work, params):
+    """One work array per parameter, kept between steps (new ones when the shapes change).
+
+    Why: GradientDescent and Momentum compute lr * g into it instead of into a new array. A new
+    weight-sized temporary per step let glibc hand the freed memory back to the system and fault
+    it in again on the next step: measured with benchmarks/bench_bpkit.py (784-256-256-10,
+    float64, one thread), a step took 4.7 ms instead of 3.0 ms at batch 128 and 2.5 ms instead
+    of 0.9 ms at batch 32. Reusing the network's own arrays (the forward and backward pass)
+    made no measurable difference, so only this trick is kept.
+    """
+    if work is None or [(w.shape, w.dtype) for w in work] != [(p.shape, p.dtype) for p in params]:
+        work = [np.empty_like(p) for p in params]
+    return work
 
 
 def _positive(name, value):
@@ -48,9 +52,10 @@ class GradientDescent:
 
     def step(self, params, grads):
         _check(params, grads)
-        self.work = _scratch(self.work, params)
-        for p, g, tmp in zip(params, grads, self.work):
-            p -= np.multiply(self.lr, g, out=tmp)  # p -= lr * g, without a new array
+        self.work = _work(self.work, params)
+        for p, g, lr_g in zip(params, grads, self.work):
+            np.multiply(self.lr, g, out=lr_g)  # lr * g, in a kept array (see _work)
+            p -= lr_g  # Laux eq 4
 
 
 class Momentum:
@@ -70,11 +75,12 @@ class Momentum:
         _check(params, grads)
         if self.velocity is None:
             self.velocity = [np.zeros_like(p) for p in params]
-        self.work = _scratch(self.work, params)
-        for p, g, v, tmp in zip(params, grads, self.velocity, self.work):
+        self.work = _work(self.work, params)
+        for p, g, v, lr_g in zip(params, grads, self.velocity, self.work):
+            np.multiply(self.lr, g, out=lr_g)  # lr * g, in a kept array (see _work)
             v *= self.momentum
-            v -= np.multiply(self.lr, g, out=tmp)  # v = momentum v - lr g
-            p += v
+            v -= lr_g  # dw(t) = momentum dw(t-1) - lr g
+            p += v  # w <- w + dw(t)
 
 
 class Rprop:
