@@ -56,11 +56,12 @@ def parser():
     g = sub.add_parser("grade", help="grade a submitted/ tree")
     g.add_argument("submissions", metavar="SUBMISSIONS")
     g.add_argument("--out", required=True, metavar="OUTDIR")
-    g.add_argument("--jobs", type=_positive_int, default=1)
+    # defaults: GraderSettings (autograder/settings.py), overridable in nbgrader_config.py
+    g.add_argument("--jobs", type=_positive_int, metavar="N", help="submissions at once (1)")
     g.add_argument("--no-sandbox", action="store_true", help="run without bubblewrap (warns)")
-    g.add_argument("--cell-timeout", type=_positive_float, default=30.0, metavar="S")
-    g.add_argument("--timeout", type=_positive_float, default=300.0, metavar="S")
-    g.add_argument("--memory", type=_positive_int, default=2048, metavar="MB")
+    g.add_argument("--cell-timeout", type=_positive_float, metavar="S", help="per cell (30)")
+    g.add_argument("--timeout", type=_positive_float, metavar="S", help="per submission (300)")
+    g.add_argument("--memory", type=_positive_int, metavar="MB", help="per sandbox (2048)")
     c = sub.add_parser("check", help="run your notebook and see which exercises pass")
     c.add_argument("notebook", metavar="NOTEBOOK")
     s = sub.add_parser("selfcheck", help="verify the notebooks grade themselves correctly")
@@ -82,15 +83,15 @@ def main(argv=None):
 
             return release(course, args.assignments, sys.stdout)
         if args.command == "grade":
-            from .grading import Settings, grade
+            from .grading import grade
+            from .settings import GraderSettings
 
-            settings = Settings(
-                jobs=args.jobs,
-                sandbox=not args.no_sandbox,
-                cell_timeout=args.cell_timeout,
-                timeout=args.timeout,
-                memory=args.memory,
-            )
+            settings = GraderSettings(config=course.config)
+            for name in ("jobs", "cell_timeout", "timeout", "memory"):
+                if getattr(args, name) is not None:
+                    setattr(settings, name, getattr(args, name))
+            if args.no_sandbox:
+                settings.sandbox = False
             return grade(course, args.submissions, args.out, settings)
         if args.command == "check":
             from .check import check

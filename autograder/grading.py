@@ -17,7 +17,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import execute
+from . import launch
 from .config import NAME_RE, UserError
 from .nbtools import (
     exercise_of,
@@ -27,29 +27,11 @@ from .nbtools import (
     prepare_submission,
     read_notebook_text,
 )
+from .score import PRIORITY, score_notebook
+from .worker import WorkerPool
 
-GRADER_VERSION = "1"
+GRADER_VERSION = "2"  # verdicts by the evaluator
 MAX_BYTES = 20 << 20
-PRIORITY = [
-    "invalid",
-    "missing",
-    "error",
-    "flagged",
-    "memory",
-    "kernel_died",
-    "timeout",
-    "output_limit",
-    "ok",
-]
-
-
-@dataclass
-class Settings:
-    jobs: int = 1
-    sandbox: bool = True
-    cell_timeout: float = 30
-    timeout: float = 300
-    memory: int = 2048
 
 
 @dataclass
@@ -118,7 +100,7 @@ class Grader:
                 raise UserError(
                     "--%s must be > 0, got %s" % (name.replace("_", "-"), getattr(settings, name))
                 )
-        if settings.sandbox and not execute.bwrap_path():
+        if settings.sandbox and not launch.bwrap_path():
             raise UserError(
                 "bubblewrap (bwrap) not found: install it, or pass --no-sandbox "
                 "to run submissions unconfined"
@@ -198,7 +180,7 @@ class Grader:
 
     def load_sources(self, scope):
         cache = self.outdir / ".cache"
-        self.mpl = execute.prepare_mpl_cache(cache / "mpl")
+        self.mpl = launch.prepare_mpl_cache(cache / "mpl")
         for a in scope:
             for name in self.course.notebooks(a):
                 raw = self.course.source_path(a, name).read_bytes()
@@ -310,23 +292,13 @@ class Grader:
                 continue
             prepared, notes = prepare_submission(sub, src)
             reasons.extend(notes)
-            s = self.settings
-            result, problem = execute.run(
-                prepared,
-                sandbox=s.sandbox,
-                cell_timeout=s.cell_timeout,
-                timeout=s.timeout,
-                memory_mb=s.memory,
-                mpl=self.mpl,
-                data=self.data.get(a),
-            )
-            st, why = self.score(src, prepared, result, problem, nb_res)
-            statuses.extend(st)
-            reasons.extend(why)
-            if result is not None:
-                executed = nbformat.from_dict(result["notebook"])
+            scored, executed, evaluation = self.run_notebook(src, prepared, a)
+            nb_res["grades"].update(scored.grades)
+            statuses.extend(scored.statuses)
+            reasons.extend(scored.reasons)
+            if executed is not None:
                 nb_res["executed"] = executed
-                html = feedback_html(executed, task, name, nb_res, st, why)
+                html = feedback_html(executed, task, name, nb_res, scored.statuses, scored.reasons)
                 out = self.outdir / "feedback" / task.student / a / (name + ".html")
                 _atomic_write(out, html)
                 nb_res["feedback"] = str(out.relative_to(self.outdir))
@@ -336,107 +308,28 @@ class Grader:
         res["seconds"] = round(time.monotonic() - t0, 2)
         return res
 
-    def score(self, src, prepared, result, problem, nb_res):
-        """Fill nb_res['grades'] from an execution result; return (statuses, reasons)."""
-        statuses, reasons = [], []
-        if result is None:
-            if problem == "killed":
-                return ["timeout"], [
-                    "submission ran over the %s s limit and was killed" % fmt(self.settings.timeout)
-                ]
-            return ["error"], ["grader error: %s" % problem]
-        cells = result["cells"]
-        index = {
-            nbg(c).get("grade_id"): i
-            for i, c in enumerate(prepared.cells)
-            if nbg(c).get("grade_id")
+    def run_notebook(self, src, prepared, assignment):
+        """Grade one prepared notebook: (Scored, executed notebook or None, evaluation dict)."""
+        s = self.settings
+        job = {
+            "source": src,
+            "prepared": prepared,
+            "settings": s.trait_values_for_job(),
+            "sandbox": s.sandbox,
+            "mpl": str(self.mpl) if self.mpl else None,
+            "data": str(self.data[assignment]) if self.data.get(assignment) else None,
         }
-
-        def label(i):
-            if i is None:
-                return "?"
-            gid = nbg(prepared.cells[i]).get("grade_id") if 0 <= i < len(prepared.cells) else None
-            return gid or "#%d" % (i + 1)
-
-        # integrity
-        bad_probe, patched = {}, []
-        baseline = result.get("baseline")
-        for p in result.get("probes", []):
-            tag = p["tag"]
-            ok = (
-                p.get("line") is not None
-                and (tag == "start" or p.get("digest") == baseline)
-                and not p.get("changed")
-            )
-            if not ok:
-                patched.extend(p.get("changed") or ["integrity probe output missing or altered"])
-                if isinstance(tag, list):
-                    bad_probe[tag[1]] = True
-            if tag == "start" and p.get("line") is None:
-                bad_probe["all"] = True
-        if result.get("probes") and baseline is None:
-            bad_probe["all"] = True
-            patched.append("integrity probe could not run")
-        if patched:
-            statuses.append("flagged")
-            reasons.append(
-                "integrity: %s (tests run after it get no automatic credit)"
-                % ", ".join(
-                    x if x.startswith(("copy of", "name '")) or "probe" in x else "changed " + x
-                    for x in dict.fromkeys(patched)
-                )
-            )
-        first_bad = min([k for k in bad_probe if k != "all"], default=None)
-        for g in graded_cells(src):
-            if g["kind"] != "test":
-                continue
-            gid = g["grade_id"]
-            if gid not in index:
-                continue
-            i = index[gid]
-            info = cells.get(str(i), {})
-            passed = info.get("status") == "ok" and not info.get("stderr")
-            tainted = "all" in bad_probe or (first_bad is not None and i >= first_bad)
-            if tainted:
-                nb_res["grades"][gid] = None
-                nb_res["review"].append(gid)
-            else:
-                nb_res["grades"][gid] = g["points"] if passed else 0.0
-        if result.get("error"):
-            statuses.append("error")
-            reasons.append("grader error: %s" % result["error"])
-        if result.get("memory"):
-            statuses.append("memory")
-            reasons.append("MemoryError (limit %d MB)" % self.settings.memory)
-        if result.get("kernel_died") is not None:
-            statuses.append("kernel_died")
-            reasons.append(
-                "kernel died in cell %s (later tests score 0)" % label(result["kernel_died"])
-            )
-        timeouts = [int(i) for i, c in cells.items() if c.get("status") == "timeout"]
-        for i in sorted(timeouts):
-            statuses.append("timeout")
-            reasons.append(
-                "cell %s ran over %s s (interrupted)" % (label(i), fmt(self.settings.cell_timeout))
-            )
-        if result.get("stuck") is not None:
-            reasons.append(
-                "cell %s ignored the interrupt: kernel stopped, later cells not run"
-                % label(result["stuck"])
-            )
-        if result.get("deadline") is not None:
-            statuses.append("timeout")
-            reasons.append(
-                "submission ran over %s s: cells from %s on not run"
-                % (fmt(self.settings.timeout), label(result["deadline"]))
-            )
-        if result.get("output_limit"):
-            statuses.append("output_limit")
-            reasons.append(
-                "output over the size limit removed in cell %s"
-                % ", ".join(label(i) for i in result["output_limit"])
-            )
-        return statuses, reasons
+        evaluation = self.pool.evaluate(job, timeout=s.timeout + 90)
+        labels = {
+            i: nbg(c).get("grade_id") or "#%d" % (i + 1) for i, c in enumerate(prepared.cells)
+        }
+        tests = [(g["grade_id"], g["points"]) for g in graded_cells(src) if g["kind"] == "test"]
+        limits = {"cell_timeout": s.cell_timeout, "timeout": s.timeout, "memory": s.memory}
+        scored = score_notebook(tests, evaluation, labels, limits)
+        executed = None
+        if evaluation.get("ready"):
+            executed = executed_notebook(prepared, evaluation)
+        return scored, executed, evaluation
 
     # ---------- main ----------
     def run(self):
@@ -473,6 +366,7 @@ class Grader:
         warnings.filterwarnings("ignore", module="nbgrader")  # SQLAlchemy autoflush notes
         warnings.filterwarnings("ignore", message=".*not in session.*")
         gb = Gradebook(self.course.db_url, course_id="bpkit")
+        self.pool = WorkerPool() if todo else None
         try:
             for res in list(results.values()):
                 write_gradebook(gb, res, self.sources)
@@ -505,6 +399,8 @@ class Grader:
                     self.log.flush()
         finally:
             gb.close()
+            if self.pool is not None:
+                self.pool.close()
         write_csvs(self.outdir, [results[k] for k in sorted(results)], self.sources)
         return 0
 
@@ -548,6 +444,69 @@ class Grader:
                 _atomic_write(path, nbformat.writes(executed))
         write_gradebook(gb, res, self.sources)
         _atomic_write(_state_path(state_dir, res["student"], res["assignment"]), json.dumps(res))
+
+
+def _clean_output(out):
+    """An output from the sandbox as a valid nbformat output, or None (untrusted input)."""
+    if not isinstance(out, dict):
+        return None
+    kind = out.get("output_type")
+    if kind == "stream" and out.get("name") in ("stdout", "stderr"):
+        return nbformat.v4.new_output("stream", name=out["name"], text=str(out.get("text", "")))
+    if kind in ("display_data", "execute_result"):
+        data = out.get("data")
+        if not isinstance(data, dict):
+            return None
+        data = {str(k): v for k, v in data.items() if isinstance(v, (str, dict, list))}
+        md = out.get("metadata") if isinstance(out.get("metadata"), dict) else {}
+        new = nbformat.v4.new_output("display_data", data=data, metadata=md)
+        if kind == "execute_result":
+            new = nbformat.v4.new_output(
+                "execute_result", data=data, metadata=md, execution_count=None
+            )
+        return new
+    if kind == "error":
+        tb = out.get("traceback") if isinstance(out.get("traceback"), list) else []
+        return nbformat.v4.new_output(
+            "error",
+            ename=str(out.get("ename", ""))[:200],
+            evalue=str(out.get("evalue", ""))[:2000],
+            traceback=[str(x) for x in tb][:200],
+        )
+    return None
+
+
+def executed_notebook(prepared, evaluation):
+    """The prepared notebook with the kernel's outputs on the student's and locked cells and the
+    evaluator's outputs on the test cells."""
+    import copy
+
+    nb = copy.deepcopy(prepared)
+    outputs = evaluation.get("outputs") if isinstance(evaluation.get("outputs"), dict) else {}
+    verdicts = evaluation.get("verdicts") or {}
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        md = nbg(cell)
+        if md.get("grade") and md.get("grade_id"):
+            v = verdicts.get(md["grade_id"])
+            outs = (
+                v["outputs"]
+                if v
+                else [
+                    {
+                        "output_type": "stream",
+                        "name": "stdout",
+                        "text": "[not run: the notebook stopped before this test]\n",
+                    }
+                ]
+            )
+        else:
+            outs = outputs.get(str(i)) if isinstance(outputs.get(str(i)), list) else []
+        cleaned = [_clean_output(o) for o in outs[:500]]
+        cell.outputs = [o for o in cleaned if o is not None]
+        cell.execution_count = None
+    return nb
 
 
 def _state_path(state_dir, student, assignment):

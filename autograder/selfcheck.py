@@ -11,9 +11,10 @@ from pathlib import Path
 
 import nbformat
 
-from . import execute
+from . import launch
 from .check import mpl_cache
 from .nbtools import clean_ename, exercises, graded_cells, nbg, prepare_submission, student_version
+from .settings import GraderSettings
 
 SOURCE_LIMIT = 15.0
 
@@ -147,7 +148,88 @@ def judge(kind, tests, result, problem, tag=None):
     return True, "loses %s" % ", ".join(failing)
 
 
-def selfcheck(course, names, out, jobs=1, wrong_dir=None):
+def _passed(cells, tests):
+    """{grade_id: passed} for the tests present in a run's cell infos."""
+    return {
+        g["grade_id"]: cells[str(g["index"])].get("status") == "ok"
+        and not cells[str(g["index"])].get("stderr")
+        for g in tests
+        if str(g["index"]) in cells
+    }
+
+
+def _shows(cells, tests, text):
+    """True when a failing test among `tests` says `text` (in its error message)."""
+    return any(
+        text in (cells.get(str(g["index"]), {}).get("evalue") or "")
+        for g in tests
+        if cells.get(str(g["index"]), {}).get("status") == "error"
+    )
+
+
+def evaluator_rows(course, assignments, runs, kernel_verdicts, jobs, mpl):
+    """The grader's evaluator (verdicts outside the student's kernel) must agree with running the
+    tests in the kernel (nbgrader's way) on the source, the student version and every wrong answer."""
+    from .worker import WorkerPool
+
+    settings = GraderSettings(cell_timeout=60, timeout=300, memory=8192, sandbox=False)
+    jobs_todo = []
+    for a, name, nb, variants, checks in runs:
+        src = nbformat.read(course.source_path(a, name), as_version=4)
+        for check, _, kind, _tests, tag in checks:
+            if kind in ("source", "student"):
+                sub, key = nb, (a, name, kind)
+            else:
+                sub, key = nbformat.from_dict(json.loads(json.dumps(nb))), (a, name, tag)
+                idx = next(int(i) for i, vs in variants.items() if any(v["tag"] == tag for v in vs))
+                sub.cells[idx].source = next(
+                    v["source"] for v in variants[str(idx)] if v["tag"] == tag
+                )
+            if key in kernel_verdicts:
+                jobs_todo.append((a, check, src, sub, kernel_verdicts[key]))
+    pool = WorkerPool()
+
+    def one(item):
+        a, check, src, sub, want = item
+        job = {
+            "source": src,
+            "prepared": sub,
+            "settings": settings.trait_values_for_job(),
+            "sandbox": False,
+            "mpl": str(mpl),
+        }
+        got = pool.evaluate(job, timeout=400).get("verdicts") or {}
+        diff = [gid for gid, ok in want.items() if bool((got.get(gid) or {}).get("passed")) != ok]
+        return a, check, diff, got
+
+    rows = {}
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as ex:
+            for a, check, diff, got in ex.map(one, jobs_todo):
+                row = rows.setdefault(a, [0, []])
+                row[0] += 1
+                for gid in diff:
+                    v = got.get(gid) or {}
+                    row[1].append(
+                        "%s %s (evaluator: %s)"
+                        % (check, gid, (v.get("evalue") or "passed" if v else "no verdict")[:120])
+                    )
+    finally:
+        pool.close()
+    return [
+        (
+            a,
+            "evaluator",
+            "FAIL" if bad else "ok",
+            ("%d runs; differs on %s" % (n, "; ".join(bad[:3])))
+            if bad
+            else "%d runs agree with the kernel" % n,
+        )
+        for a, (n, bad) in sorted(rows.items())
+    ]
+
+
+def selfcheck(course, names, out, jobs=1, wrong_dir=None, evaluator=True):
     assignments = course.check_assignments(names)
     runs, rows = plan(course, assignments, wrong_dir)
     mpl = mpl_cache()
@@ -155,29 +237,42 @@ def selfcheck(course, names, out, jobs=1, wrong_dir=None):
     def work(run):
         a, name, nb, variants, checks = run
         n = sum(len(v) for v in (variants or {}).values())
-        result, problem = execute.run(
-            nb,
-            sandbox=False,
-            probe=False,
-            cell_timeout=60,
-            timeout=300 + 30 * n,
-            memory_mb=8192,
-            mpl=mpl,
-            variants=variants,
-        )
+        settings = GraderSettings(cell_timeout=60, timeout=300 + 30 * n, memory=8192)
+        result = launch.run_trusted(nb, settings, mpl=mpl, variants=variants)
+        problem = result.get("error")
         found = []
         for check, detail, kind, tests, tag in checks:
             ok, msg = judge(kind, tests, result, problem, tag)
             if kind == "wrong":
                 msg = "%s: %s" % (detail, msg)
+                want = wanted_messages.get((a, tag))
+                if ok and want and not _shows(result["variants"].get(tag, {}), tests, want):
+                    ok, msg = False, "%s: the failing check does not say %r" % (detail, want)
             found.append((a, check, "ok" if ok else "FAIL", msg))
+            if kind in ("source", "student"):
+                kernel_verdicts[(a, name, kind)] = _passed(result["cells"], tests)
+            elif tag in result.get("variants", {}):
+                kernel_verdicts[(a, name, tag)] = _passed(result["variants"][tag], tests)
         return found
 
+    wanted_messages, kernel_verdicts = {}, {}
+    for a in assignments:
+        wpath = Path(wrong_dir or course.wrong_answers_path(a).parent) / (a + ".json")
+        try:
+            data = json.loads(wpath.read_text())
+        except (OSError, ValueError):
+            continue
+        for ex, items in data.items() if isinstance(data, dict) else ():
+            for k, item in enumerate(items if isinstance(items, list) else []):
+                if isinstance(item, dict) and isinstance(item.get("message"), str):
+                    wanted_messages[(a, "%s#%d" % (ex, k + 1))] = item["message"]
     # longest runs first keeps both workers busy
     runs.sort(key=lambda r: -sum(len(v) for v in (r[3] or {}).values()))
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for found in pool.map(work, runs):
             rows += found
+    if evaluator:
+        rows += evaluator_rows(course, assignments, runs, kernel_verdicts, jobs, mpl)
     rows.sort(key=lambda r: (r[0], {"source": 0, "student": 1}.get(r[1], 2), r[1]))
     widths = [
         max(len(str(r[i])) for r in rows + [("assignment", "check", "result", "")])
