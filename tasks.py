@@ -117,9 +117,23 @@ def ensure_system_packages() -> None:
 
 
 def prepare_workspace(workspace: Path) -> None:
-    """Copy the student release into the workspace; never overwrite the learner's files."""
-    run([PY, "-m", "autograder", "release"], cwd=ROOT)
+    """Copy the student release into the workspace; never overwrite the learner's files.
+
+    Only assignments whose notebook the workspace lacks are released (nbgrader takes seconds per
+    assignment), so later starts are immediate.
+    """
+    source = Path(os.environ.get("BPKIT_SOURCE_DIR") or ROOT / "notebooks")
+    missing = [
+        p.parent.name
+        for p in sorted(source.glob("[0-9][0-9]_*/*.ipynb"))
+        if p.stem == p.parent.name and not (workspace / p.parent.name / p.name).exists()
+    ]
+    if missing:
+        say(f"releasing the student version of {len(missing)} notebook(s)")
+        run([PY, "-m", "autograder", "release", *missing], cwd=ROOT)
     copied = 0
+    if not release_dir().is_dir():
+        return
     for src in sorted(p for p in release_dir().rglob("*") if p.is_file()):
         dst = workspace / src.relative_to(release_dir())
         if not dst.exists():
