@@ -35,6 +35,7 @@ def generate(course, assignment, log=None):
         nb = nbformat.read(path, as_version=4)
         strip_foreign_metadata(nb)
         nb.metadata["language_info"] = kernel_language_info()
+        nb.metadata["kernelspec"] = kernel_spec(nb.metadata.get("kernelspec", {}).get("name"))
         nbformat.write(nb, path)
     return folder
 
@@ -42,9 +43,9 @@ def generate(course, assignment, log=None):
 def kernel_language_info():
     """The language_info the Python kernel reports when JupyterLab connects to it.
 
-    JupyterLab writes the kernel's language_info into the notebook on open; when the file holds
-    less (the sources keep only {"name": "python"}), every notebook is marked unsaved before the
-    student has typed anything. Released with the full record, it opens clean (for students on
+    JupyterLab writes the kernel's language_info (and its kernelspec) into the notebook on open;
+    when the file holds less (the sources keep only {"name": "python"}) or another display name,
+    every notebook is marked unsaved before the student has typed anything. Released with the full record, it opens clean (for students on
     the same Python minor release as this one; another version still differs in `version`).
     """
     try:
@@ -61,6 +62,18 @@ def kernel_language_info():
             "nbconvert_exporter": "python",
             "file_extension": ".py",
         }
+
+
+def kernel_spec(name=None):
+    """The kernelspec record JupyterLab writes on open, from the installed kernel (python3)."""
+    name = name or "python3"
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        spec = KernelSpecManager().get_kernel_spec(name)
+        return {"display_name": spec.display_name, "language": spec.language, "name": name}
+    except Exception:  # no such kernel here: ipykernel's own record
+        return {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 
 def release(course, names, out):
