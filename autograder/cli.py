@@ -67,6 +67,11 @@ def parser():
     s = sub.add_parser("selfcheck", help="verify the notebooks grade themselves correctly")
     s.add_argument("assignments", nargs="*", metavar="ASSIGNMENT")
     s.add_argument("--jobs", type=_positive_int, default=1)
+    e = sub.add_parser("export", help="write the gradebook for Canvas, Moodle or as a plain CSV")
+    e.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="default: all")
+    e.add_argument("--format", required=True, metavar="canvas|moodle|csv")
+    e.add_argument("--roster", metavar="FILE", help="CSV mapping student ids to LMS identities")
+    e.add_argument("--out", required=True, metavar="FILE", help="file to write ('-': stdout)")
     return p
 
 
@@ -74,7 +79,7 @@ def main(argv=None):
     try:
         args = parser().parse_args(argv)
         if not args.command:
-            raise UserError("missing command: release, grade, check or selfcheck")
+            raise UserError("missing command: release, grade, check, selfcheck or export")
         course = Course(args.course, args.source, args.db_url)
         if args.command in ("release", "grade", "export"):
             course.check_db()
@@ -103,6 +108,10 @@ def main(argv=None):
             return selfcheck(
                 course, args.assignments, sys.stdout, jobs=args.jobs, wrong_dir=args.wrong_answers
             )
+        if args.command == "export":
+            from .export import export
+
+            return export(course, args.format, args.out, args.roster, args.assignments)
     except UserError as exc:
         sys.stderr.write("autograder: error: %s\n" % exc)
         return 2
