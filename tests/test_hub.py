@@ -225,8 +225,11 @@ def _lab_ready(page, user, timeout=150):
 
 
 def _assignment_list(page):
+    """Open Nbgrader > Assignment List; returns the menu's items."""
     page.click("#jp-MainMenu >> text=Nbgrader")
+    items = page.locator(".lm-Menu-content").first.inner_text()
     page.click(".lm-Menu-item >> text=Assignment List")
+    return items
 
 
 def _row(page, section):
@@ -250,7 +253,8 @@ def _formgrader(page, action, shot, timeout=180):
 
 
 def _fetch_edit_submit(page, student, answer):
-    _assignment_list(page)
+    menu = _assignment_list(page)
+    assert "Formgrader" not in menu, f"a student's Nbgrader menu offers Formgrader:\n{menu}"
     released = _row(page, "released")
     released.wait_for(timeout=60_000)
     _shot(page, f"{student}_1_released")
@@ -324,7 +328,11 @@ def test_course_on_jupyterhub(course_hub):
                     for s in ("alice", "bob")
                 }
                 _lab_ready(ipage, instructor)
+                ipage.click("#jp-MainMenu >> text=Nbgrader")
+                menu = ipage.locator(".lm-Menu-content").first.inner_text()
                 _shot(ipage, "instructor_0_lab")
+                ipage.keyboard.press("Escape")
+                assert "Formgrader" in menu, f"the instructor's Nbgrader menu:\n{menu}"
                 fg = ipage.context.new_page()
                 fg.goto(f"{url}/user/{instructor}/formgrader/manage_assignments", timeout=60_000)
                 _formgrader(fg, "assign", "instructor_1_generated")
