@@ -5,6 +5,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import sys
@@ -116,6 +117,16 @@ class Grader:
         for entry in sorted(os.listdir(self.subdir)):
             path = self.subdir / entry
             if entry.startswith("."):
+                if path.is_dir() and not path.is_symlink():
+                    students[entry] = (
+                        "invalid",
+                        "hidden folder name %r (starts with a dot)" % entry,
+                    )
+                else:
+                    self.log.write(
+                        "autograder: ignoring hidden entry %r at the top of the submissions\n"
+                        % entry
+                    )
                 continue
             if path.is_symlink():
                 students[entry] = ("invalid", "student folder is a symbolic link")
@@ -298,7 +309,17 @@ class Grader:
             reasons.extend(scored.reasons)
             if executed is not None:
                 nb_res["executed"] = executed
-                html = feedback_html(executed, task, name, nb_res, scored.statuses, scored.reasons)
+                html = feedback_html(
+                    executed,
+                    task,
+                    name,
+                    nb_res,
+                    scored.statuses,
+                    scored.reasons,
+                    src,
+                    evaluation.get("verdicts") or {},
+                    self.settings,
+                )
                 out = self.outdir / "feedback" / task.student / a / (name + ".html")
                 _atomic_write(out, html)
                 nb_res["feedback"] = str(out.relative_to(self.outdir))
@@ -367,6 +388,11 @@ class Grader:
         warnings.filterwarnings("ignore", message=".*not in session.*")
         gb = Gradebook(self.course.db_url, course_id="bpkit")
         self.pool = WorkerPool() if todo else None
+        if todo and self.settings.sandbox and not launch.cgroups_available():
+            self.log.write(
+                "autograder: note: no writable memory cgroup here; the memory limit applies to "
+                "each kernel alone (prlimit --as)\n"
+            )
         try:
             for res in list(results.values()):
                 write_gradebook(gb, res, self.sources)
@@ -557,7 +583,7 @@ def write_gradebook(gb, res, sources):
     from nbgrader.api import MissingEntry
 
     student, a = res["student"], res["assignment"]
-    rows, total, max_total = [], 0.0, 0.0
+    rows, total, max_total, awaiting = [], 0.0, 0.0, 0.0
     # no submission record for rows without a readable notebook (nbgrader export shows 0)
     use_gb = bool(
         NAME_RE.match(student) and res["notebooks"] and res["status"] not in ("invalid", "missing")
@@ -584,23 +610,50 @@ def write_gradebook(gb, res, sources):
             score = manual if manual is not None else auto
             total += score or 0.0
             max_total += g["points"]
-            rows.append([student, a, exercise_of(gid), gid, fmt(score), fmt(g["points"])])
+            if g["kind"] == "test":
+                by = "hand" if manual is not None else "auto"
+            else:
+                by = "hand" if manual is not None else "hand: waiting"
+                if manual is None:
+                    awaiting += g["points"]
+            rows.append([student, a, exercise_of(gid), gid, fmt(score), fmt(g["points"]), by])
     if use_gb:
         gb.db.commit()
     res["score"], res["max_score"], res["rows"] = total, max_total, rows
+    res["awaiting"] = awaiting
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _field(value):
+    """A CSV field with no control characters (a student-chosen text cannot forge rows)."""
+    return _CONTROL.sub(" ", str(value))
 
 
 def write_csvs(outdir, results, sources):
     with open(outdir / "grades.csv.tmp", "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
-        w.writerow(["student", "assignment", "score", "max_score", "status", "reason"])
+        w.writerow(
+            [
+                "student",
+                "assignment",
+                "score",
+                "max_score",
+                "awaiting_hand_grading",
+                "status",
+                "reason",
+            ]
+        )
         for r in results:
             w.writerow(
-                [
+                _field(x)
+                for x in [
                     r["student"],
                     r["assignment"],
                     fmt(r["score"]),
                     fmt(r["max_score"]),
+                    fmt(r.get("awaiting", 0)),
                     r["status"],
                     r["reason"],
                 ]
@@ -608,50 +661,64 @@ def write_csvs(outdir, results, sources):
     os.replace(outdir / "grades.csv.tmp", outdir / "grades.csv")
     with open(outdir / "exercises.csv.tmp", "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
-        w.writerow(["student", "assignment", "exercise", "grade_id", "score", "max_score"])
+        w.writerow(
+            ["student", "assignment", "exercise", "grade_id", "score", "max_score", "graded_by"]
+        )
         for r in results:
-            w.writerows(r["rows"])
+            w.writerows([_field(x) for x in row] for row in r["rows"])
     os.replace(outdir / "exercises.csv.tmp", outdir / "exercises.csv")
 
 
-_local = threading.local()
+NOT_ATTEMPTED = ("NotAnswered", "NotImplementedError")
 
 
-def feedback_html(executed, task, name, nb_res, statuses, reasons):
-    """HTML feedback: a summary cell (status, reason, per test cell) then the executed notebook."""
-    from nbconvert import HTMLExporter
+def feedback_html(executed, task, name, nb_res, statuses, reasons, src, verdicts, settings):
+    """The feedback page, rendered in a child process with a time and memory limit (a plain page
+    with the scores when the notebook cannot be rendered within them)."""
+    from .feedback import FeedbackSummary, TestRow, fallback_page, render_feedback_checked
 
-    if not hasattr(_local, "exporter"):
-        _local.exporter = HTMLExporter(template_name="classic")
-    lines = [
-        "## Feedback: %s / %s / %s" % (task.student, task.assignment, name),
-        "",
-        "| test cell | score | points |",
-        "|---|---|---|",
-    ]
-    src_points = {
-        c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"].get("points", 0)
-        for c in executed.cells
-        if nbg(c).get("grade")
-    }
-    for gid, score in nb_res["grades"].items():
-        shown = (
-            "needs review"
-            if gid in nb_res["review"]
-            else ("graded by hand" if score is None else fmt(score))
-        )
-        lines.append(
-            "| %s | %s | %s |"
-            % (gid, shown, fmt(src_points.get(gid, "")) if src_points.get(gid, "") != "" else "")
-        )
-    status = min(statuses + ["ok"], key=PRIORITY.index)
-    lines += ["", "Status: **%s**" % status]
-    if reasons:
-        lines += ["", "Notes: " + "; ".join(reasons)]
-    nb = nbformat.from_dict(executed)
-    nb.cells.insert(0, nbformat.v4.new_markdown_cell("\n".join(lines)))
-    body, _ = _local.exporter.from_notebook_node(nb)
-    return body
+    rows, score, max_score, awaiting = [], 0.0, 0.0, 0.0
+    answers = {nbg(c).get("grade_id"): c for c in executed.cells if nbg(c).get("solution")}
+    for g in graded_cells(src):
+        gid, points = g["grade_id"], g["points"]
+        max_score += points
+        if g["kind"] == "test":
+            v = verdicts.get(gid) or {}
+            got = nb_res["grades"].get(gid) or 0.0
+            score += got
+            if v.get("passed"):
+                state, msg = "passed", ""
+            else:
+                ename, evalue = v.get("ename", ""), (v.get("evalue") or "not run").strip()
+                state = "not attempted" if ename in NOT_ATTEMPTED else "failed"
+                msg = evalue.splitlines()[-1] if evalue else ename
+            rows.append(TestRow(gid, exercise_of(gid), points, got, state, msg[:500]))
+        else:
+            cell = answers.get(gid)
+            text = (cell.source if cell is not None else "").strip()
+            empty = not text or text == "YOUR ANSWER HERE"
+            awaiting += points
+            rows.append(
+                TestRow(gid, gid, points, None, "written: empty" if empty else "written: waiting")
+            )
+    summary = FeedbackSummary(
+        student=task.student,
+        assignment=task.assignment,
+        notebook=name,
+        status=min(statuses + ["ok"], key=PRIORITY.index),
+        reasons=list(reasons),
+        tests=rows,
+        score=score,
+        max_score=max_score,
+        awaiting_hand_points=awaiting,
+    )
+    html, why = render_feedback_checked(
+        json.loads(nbformat.writes(executed)),
+        summary,
+        timeout_s=settings.feedback_timeout,
+        memory_mb=settings.feedback_memory,
+    )
+    return html if html is not None else fallback_page(summary, why or "")
 
 
 def grade(course, submissions, outdir, settings, log=sys.stderr):

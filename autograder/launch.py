@@ -108,6 +108,10 @@ def _cgroup_dirs():
     return dirs if "memory" in dirs else {}
 
 
+def cgroups_available():
+    return bool(_cgroup_dirs())
+
+
 class Cgroup:
     """A memory (and pids) cgroup for one sandbox; every process in it shares the limits."""
 

@@ -70,6 +70,10 @@ def prepare_submission(sub, src):
     for cell in nb.cells:
         md = nbg(cell)
         gid = md.get("grade_id")
+        if gid is not None and not isinstance(gid, str):
+            notes.append("cell with a malformed grade_id (a %s) ignored" % type(gid).__name__)
+            del cell.metadata["nbgrader"]
+            continue
         if not gid:
             if "nbgrader" in cell.get("metadata", {}):
                 del cell.metadata["nbgrader"]
@@ -80,7 +84,7 @@ def prepare_submission(sub, src):
                 if gid in seen
                 else "cell with unknown grade_id %s ignored"
             )
-            notes.append(what % gid)
+            notes.append(what % (gid if re.fullmatch(r"[\w.-]{1,80}", gid) else repr(gid[:80])))
             del cell.metadata["nbgrader"]
             continue
         seen.add(gid)
@@ -170,11 +174,17 @@ def student_version(src, config=None):
         ClearSolutions,
     )
 
+    if config is None:  # the course's own settings (code stub, delimiters)
+        from pathlib import Path
+
+        from traitlets.config.loader import PyFileConfigLoader
+
+        here = str(Path(__file__).resolve().parent)
+        config = PyFileConfigLoader("nbgrader_config.py", path=here).load_config()
     nb = copy.deepcopy(src)
     resources = {}
     for pp in (ClearSolutions, ClearHiddenTests, ClearMarkScheme, ClearOutput):
-        kw = {"config": config} if config is not None else {}
-        nb, resources = pp(**kw).preprocess(nb, resources)
+        nb, resources = pp(config=config).preprocess(nb, resources)
     return strip_foreign_metadata(nb)
 
 

@@ -176,7 +176,7 @@ def evaluator_rows(course, assignments, runs, kernel_verdicts, jobs, mpl):
     jobs_todo = []
     for a, name, nb, variants, checks in runs:
         src = nbformat.read(course.source_path(a, name), as_version=4)
-        for check, _, kind, _tests, tag in checks:
+        for check, _, kind, tests, tag in checks:
             if kind in ("source", "student"):
                 sub, key = nb, (a, name, kind)
             else:
@@ -186,17 +186,19 @@ def evaluator_rows(course, assignments, runs, kernel_verdicts, jobs, mpl):
                     v["source"] for v in variants[str(idx)] if v["tag"] == tag
                 )
             if key in kernel_verdicts:
-                jobs_todo.append((a, check, src, sub, kernel_verdicts[key]))
+                last = tests[-1]["grade_id"] if kind == "wrong" and tests else None
+                jobs_todo.append((a, check, src, sub, kernel_verdicts[key], last))
     pool = WorkerPool()
 
     def one(item):
-        a, check, src, sub, want = item
+        a, check, src, sub, want, last = item
         job = {
             "source": src,
             "prepared": sub,
             "settings": settings.trait_values_for_job(),
             "sandbox": False,
             "mpl": str(mpl),
+            "last_test": last,
         }
         got = pool.evaluate(job, timeout=400).get("verdicts") or {}
         diff = [gid for gid, ok in want.items() if bool((got.get(gid) or {}).get("passed")) != ok]

@@ -327,6 +327,7 @@ def main():
     sys.modules.setdefault("rfc3987_syntax", None)  # optional jsonschema helper: 2 s import
     t0 = time.monotonic()
     kernel = Kernel(job)
+    kernel.execute("import %s" % AGENT, READY_TIMEOUT, silent=True)  # before any student cell
     frames.write({"event": "ready", "seconds": round(time.monotonic() - t0, 3)})
     cells = sorted(job["cells"], key=lambda c: c["index"])
     pos = 0
