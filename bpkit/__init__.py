@@ -18,7 +18,8 @@ The same quantities in the four texts (Laux / Betke / Frermann / Micheli):
 Modules: activations, losses, layers (one layer), network (forward, trace, backprop, MLP),
 unitwise (the same backprop with loops), gradcheck, optim, train, datasets; bpkit.symbolic
 checks every derivative with SymPy (``python -m bpkit.symbolic``). The course support (visible
-checks, plotting) is in bpkit.course, imported on request (``from bpkit.course import checks``).
+checks, the symbolic-answer checker, plotting) is in bpkit.course, imported on request
+(``from bpkit.course import checks``).
 """
 
 from . import datasets, optim, unitwise

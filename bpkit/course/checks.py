@@ -23,6 +23,8 @@ import warnings
 
 import numpy as np
 
+from .answers import check_equivalent, factor_hint
+
 __all__ = [
     "CheckFailed",
     "NotAnswered",
@@ -242,24 +244,6 @@ def _shape_message(name, got_shape, want_shape):
     return msg
 
 
-# The slips a wrong number or expression most often is: a sign and/or a factor 2 away.
-_FACTOR_SLIPS = (
-    (-1.0, "it is the negative of the expected {noun}: check the sign"),
-    (2.0, "it is 2 times the expected {noun}: check the factor 2{note}"),
-    (0.5, "it is half the expected {noun}: check the factor 2{note}"),
-    (-2.0, "it is -2 times the expected {noun}: check the sign and the factor 2"),
-    (-0.5, "it is -1/2 times the expected {noun}: check the sign and the factor 2"),
-)
-
-
-def factor_hint(got, want, close, noun, note=""):
-    """The _FACTOR_SLIPS message whose factor times want is close(...) to got, else None."""
-    for factor, text in _FACTOR_SLIPS:
-        if close(got, factor * want):
-            return text.format(noun=noun, note=note)
-    return None
-
-
 def _automatic_hint(got, want, rtol, atol):
     """Name a common slip (sign, factor 2, transpose of a square matrix) when it explains got."""
     if not np.any(np.abs(want) > atol):
@@ -327,17 +311,16 @@ def check_array(name, got, expected, *, rtol=1e-6, atol=1e-9, hints=()):
 
 
 def check_expr(name, got, expected, variables, *, wrong_forms=None):
-    """Check a symbolic answer with ``bpkit.symbolic.check_equivalent`` (any equal form passes).
+    """Check a symbolic answer with ``bpkit.course.answers.check_equivalent`` (any equal form
+    passes).
 
     got: SymPy expression or string (None -> NotAnswered). expected: SymPy expression. variables:
     list of symbols or dict {symbol: (low, high)}. wrong_forms: {hint message: wrong expression}.
     """
-    from .. import symbolic
-
     name = _name(name)
     if got is None:
         raise _not_answered(name)
-    result = symbolic.check_equivalent(got, expected, variables, wrong_forms=wrong_forms)
+    result = check_equivalent(got, expected, variables, wrong_forms=wrong_forms)
     if not result.ok:
         raise CheckFailed(f"{name}: {result.message}")
     _passed(
