@@ -1,5 +1,5 @@
 """bpkit.symbolic (SymPy derivatives, the SymPy-vs-numeric table) and bpkit.course.answers
-(the symbolic-answer checker).
+(the symbolic-answer checker and the srepr reader).
 
 Expected values come from calculus done by hand (o(1-o), 1 - tanh^2, y - t, 2(d - o)),
 centred finite differences, and the seed documents; never from the code under test.
@@ -21,7 +21,7 @@ import sympy as sp
 import bpkit
 from bpkit import symbolic
 from bpkit.course import answers
-from bpkit.course.answers import check_equivalent, parse_answer
+from bpkit.course.answers import check_equivalent, parse_answer, read_srepr
 from bpkit.symbolic import DERIVATIVES, LOSS_GRADIENTS
 
 a = sp.Symbol("a")
@@ -389,3 +389,184 @@ def test_parse_rejects_bad_variables():
         parse_answer("o", [1])
     with pytest.raises(ValueError):
         parse_answer(3, [o])
+
+
+# ---------------------------------------------------------------------------------------------
+# read_srepr
+# ---------------------------------------------------------------------------------------------
+
+x, y, z = sp.symbols("x y z")
+g = sp.Function("g")
+_i = sp.Idx("i", 5)
+_A = sp.IndexedBase("A")
+
+ROUND_TRIPS = [
+    x + 1,
+    x**2 - x + 1,
+    x * y + 2 * x,
+    s_a * (1 - s_a),
+    sp.exp(-a) / (1 + sp.exp(-a)) ** 2,
+    sp.sqrt(x) + 1 / x - sp.Rational(-3, 7) * x ** sp.Rational(3, 2),
+    sp.Float(1.5) * x + sp.Float("0.1", 30),
+    sp.pi * x + sp.E + sp.I,
+    -sp.oo,
+    sp.oo + sp.nan * 0,
+    sp.zoo,
+    sp.Symbol("o", positive=True) * (1 - sp.Symbol("o", positive=True)),
+    sp.Symbol("r", real=True, nonzero=True) ** 2,
+    sp.Dummy("d") + 1,
+    g(a),
+    sp.Derivative(g(a), a),  # g'(a)
+    sp.Subs(sp.Derivative(g(z), z), z, a),  # g'(a) written as a substitution
+    g(2 * a).diff(a),  # 2 Subs(Derivative(g(xi), xi), xi, 2a): a Dummy inside
+    sp.Derivative(g(x, y), (x, 2), y),
+    sp.Function("f")(a) * sp.Derivative(g(a), a),
+    sp.Max(0, x) + sp.Min(x, y, 1) + sp.Abs(x - y),
+    sp.Heaviside(x - 1) * sp.tanh(x) * sp.log(x) + sp.sin(x) * sp.cos(x) + sp.log(x, 2),
+    sp.Piecewise((0, x <= 0), (x, True)),
+    sp.Piecewise((0, x < 0), (1, x > 0), (sp.Rational(1, 2), True)),
+    sp.Eq(x, y + 1),
+    sp.Ne(x, 1),
+    sp.And(x > 0, y < 1, sp.Ge(z, 2)),
+    sp.Or(x < 0, x > 1),
+    sp.Not(sp.Eq(x, 1)),
+    sp.true,
+    sp.false,
+    sp.Tuple(x, 1, sp.Rational(1, 2)),
+    sp.Matrix([[1, x], [y, 2]]),
+    sp.ImmutableMatrix([x + 1, -11, 15]),
+    sp.Matrix([[-11, 1, 15]]),
+    sp.Sum(_A[_i], (_i, 0, 4)),
+    sp.Sum(x**z, (z, 1, sp.oo)),
+    sp.Indexed(_A, _i) * 2,
+    sp.Integer(-3),
+    sp.Integer(10) ** 300,
+]
+
+
+def _evaluated(e):
+    """e rebuilt node by node with evaluation (what read_srepr leaves unevaluated)."""
+    if isinstance(e, sp.MatrixBase):
+        return e.applyfunc(_evaluated)
+    return e.func(*[_evaluated(arg) for arg in e.args]) if e.args else e
+
+
+@pytest.mark.parametrize("expr", ROUND_TRIPS, ids=lambda e: str(e)[:40])
+def test_read_srepr_round_trips(expr):
+    text = sp.srepr(expr)
+    got = read_srepr(text)
+    assert sp.srepr(got) == text
+    assert _evaluated(got) == expr
+    assert type(got) is type(expr) or isinstance(expr, sp.Basic)
+
+
+def test_read_srepr_keeps_assumptions_and_dummies():
+    o_pos = sp.Symbol("o", positive=True)
+    got = read_srepr(sp.srepr(o_pos))
+    assert got == o_pos and got.is_positive and got != sp.Symbol("o")
+    d = sp.Dummy("d")
+    assert read_srepr(sp.srepr(d)) == d  # the same dummy, not a new one
+    assert read_srepr("Float('0.1', precision=100)")._prec == 100
+
+
+def test_read_srepr_results_are_judged_like_the_originals():
+    expected = s_a * (1 - s_a)
+    for answer in (sp.exp(-a) / (1 + sp.exp(-a)) ** 2, sp.exp(a) / (1 + sp.exp(a)) ** 2):
+        assert check_equivalent(read_srepr(sp.srepr(answer)), expected, [a]).ok
+    assert not check_equivalent(read_srepr(sp.srepr(s_a)), expected, [a]).ok
+
+
+def test_read_srepr_never_evaluates_text(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("eval/exec/sympify called")
+
+    monkeypatch.setattr(builtins, "eval", refuse)
+    monkeypatch.setattr(builtins, "exec", refuse)
+    monkeypatch.setattr(sp, "sympify", refuse)
+    monkeypatch.setattr(sp, "parse_expr", refuse)
+    assert _evaluated(read_srepr(sp.srepr(s_a * (1 - s_a)))) == s_a * (1 - s_a)
+
+
+HOSTILE = [
+    ("__import__('os').system('true')", "Attribute"),
+    ("__import__('os')", "'__import__' is not allowed"),
+    ("Symbol('x').__class__", "Attribute"),
+    ("Symbol.__init__", "Attribute"),
+    ("Symbol('x').evalf()", "Attribute"),
+    ("lambda: 1", "Lambda"),
+    ("(lambda: Symbol('x'))()", "Lambda"),
+    ("eval('1')", "'eval' is not allowed"),
+    ("sympify('x')", "'sympify' is not allowed"),
+    ("getattr(Symbol('x'), 'evalf')", "'getattr' is not allowed"),
+    ("Matrix([[Integer(1)]])", "'Matrix' is not allowed"),
+    ("x", "'x' is not allowed"),
+    ("Symbol", "'Symbol' is not allowed"),
+    ("Add(Symbol('x'), '1 + 1')", "string is not allowed"),
+    ("Tuple('__import__(\"os\")')", "string is not allowed"),
+    ("Subs(Symbol('x'), Tuple(Symbol('x')), Tuple(['os']))", "not allowed"),
+    ("Derivative(Symbol('x'), 'x')", "string is not allowed"),
+    ("Symbol(__import__('os'))", "'__import__' is not allowed"),
+    ("Symbol('x', evaluate=False)", "evaluate= is not allowed"),
+    ("Symbol('x', real='yes')", "must be True, False, None or an int"),
+    ("Symbol('x', **{'real': True})", "** arguments"),
+    ("Add(*[Symbol('x')])", "* and **"),
+    ("Function('g')(Symbol('x'))(Symbol('y'))", "only Function('name')(...)"),
+    ("Rational(1, 3)(Symbol('x'))", "only Function('name')(...)"),
+    ("Integer(10)**Integer(10)", "BinOp"),
+    ("Integer(10**9)", "BinOp"),
+    ("Symbol('x') if True else 1", "IfExp"),
+    ("[Symbol('x')][0]", "Subscript"),
+    ("Pow(Integer(10), Integer(1000000000))", "too large"),
+    ("Pow(Integer(2), Rational(1000000001, 2))", "too large"),
+    ("Pow(Symbol('x'), Integer(1000000000))", "too large"),
+    ("Pow(Pow(Integer(2), Integer(1000)), Integer(1000))", "too large"),
+    ("Pow(Rational(12345678901234567890, 7), Integer(-1000))", "too large"),
+    ("Pow(Pow(Pow(Integer(2), Integer(10)), Integer(1000)), Integer(1000))", "too large"),
+    ("Pow(Mul(Symbol('x'), Pow(Integer(2), Integer(100))), Integer(1000))", "too large"),
+    ("Float('1e10000000')", "out of range"),
+    ("Float('0x1p100')", "not a decimal number"),
+    ("Float(" + "9" * 4000 + ")", "out of range"),
+    ("Derivative(Function('g')(Symbol('x')), Tuple(Symbol('x'), Integer(1000000000)))", "order"),
+    ("Integer(" + "9" * 5000 + ")", "not srepr text"),
+    ("Integer(0x" + "f" * 6000 + ")", "too large"),
+    ("Integer(True)", "int arguments only"),
+    ("Integer('12')", "string is not allowed"),
+    ("Float('1e100000')", "out of range"),
+    ("Float('1' * 3)", "BinOp"),
+    ("Float('1.5', precision=1000000000)", "precision"),
+    ("Dummy('d', dummy_index='x')", "must be True, False, None or an int"),
+    ("Max(" + ", ".join(f"Symbol('x{i}')" for i in range(20)) + ")", "more than 16"),
+    ("Abs(" * 150 + "Symbol('x')" + ")" * 150, "nested"),
+    ("Add(" + "Symbol('x'), " * 30000 + ")", "characters long"),
+    ("[Integer(1)]", "expected one SymPy expression"),
+    ("Function('g')", "expected one SymPy expression"),
+    ("Symbol('x'); Symbol('y')", "not srepr text"),
+    ("", "not srepr text"),
+    ("Symbol('x', integer=True, even=True, odd=True)", "could not be built"),
+]
+
+
+@pytest.mark.parametrize("text,words", HOSTILE, ids=[t[:40] for t, _ in HOSTILE])
+def test_read_srepr_refuses(text, words):
+    start = time.monotonic()
+    with pytest.raises(ValueError) as info:
+        read_srepr(text)
+    assert words in str(info.value)
+    assert time.monotonic() - start < 2
+
+
+def test_read_srepr_refuses_non_text_and_honours_max_len():
+    with pytest.raises(ValueError):
+        read_srepr(b"Symbol('x')")
+    text = sp.srepr(x + y)
+    assert read_srepr(text, max_len=len(text)) is not None
+    with pytest.raises(ValueError, match="characters long"):
+        read_srepr(text, max_len=len(text) - 1)
+
+
+def test_read_srepr_is_fast_on_large_legal_texts():
+    terms = ", ".join(f"Heaviside(Add(Symbol('x'), Integer({i})))" for i in range(2000))
+    start = time.monotonic()
+    got = read_srepr(f"Add({terms})")
+    assert len(got.args) == 2000
+    assert time.monotonic() - start < 10  # about 1 s here; evaluated, it took over 20 s

@@ -5,6 +5,8 @@
 * ``check_equivalent``: is an answer algebraically equal to the expected expression? (random
   points plus a time-bounded SymPy simplification), naming the mistake when it equals a known
   wrong form or is a sign or a factor 2 away (``factor_hint``, shared with the numeric checks).
+* ``read_srepr``: rebuild a SymPy expression from ``sympy.srepr`` text sent by another,
+  untrusted process (the grader's kernel), again without ``eval``.
 
 bpkit.course.checks imports this module; this module imports nothing from bpkit.
 """
@@ -13,8 +15,10 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import math
 import numbers
+import re
 import signal
 import threading
 import warnings
@@ -22,12 +26,14 @@ from typing import NamedTuple
 
 import numpy as np
 import sympy as sp
+from sympy.core.assumptions import _assume_defined
 
 __all__ = [
     "SymbolicResult",
     "check_equivalent",
     "parse_answer",
     "factor_hint",
+    "read_srepr",
 ]
 
 
@@ -679,3 +685,307 @@ def _automatic_hint(ans_vals, exp_vals):
     if not np.any(np.abs(e) > 1e-12):
         return None
     return factor_hint(a, e, _close, "expression")
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading sympy.srepr text from an untrusted process
+# ----------------------------------------------------------------------------------------------
+
+#: constructors read_srepr may call, by the name srepr prints
+SREPR_CALLS = {
+    "Symbol": sp.Symbol,
+    "Dummy": sp.Dummy,
+    "Function": sp.Function,
+    "Integer": sp.Integer,
+    "Rational": sp.Rational,
+    "Float": sp.Float,
+    "Add": sp.Add,
+    "Mul": sp.Mul,
+    "Pow": sp.Pow,
+    "Derivative": sp.Derivative,
+    "Subs": sp.Subs,
+    "Tuple": sp.Tuple,
+    "exp": sp.exp,
+    "log": sp.log,
+    "sin": sp.sin,
+    "cos": sp.cos,
+    "tanh": sp.tanh,
+    "Max": sp.Max,
+    "Min": sp.Min,
+    "Abs": sp.Abs,
+    "Heaviside": sp.Heaviside,
+    "Piecewise": sp.Piecewise,
+    "ExprCondPair": sp.functions.elementary.piecewise.ExprCondPair,
+    "Equality": sp.Eq,
+    "Unequality": sp.Ne,
+    "StrictLessThan": sp.Lt,
+    "StrictGreaterThan": sp.Gt,
+    "LessThan": sp.Le,
+    "GreaterThan": sp.Ge,
+    "Eq": sp.Eq,
+    "Ne": sp.Ne,
+    "Lt": sp.Lt,
+    "Gt": sp.Gt,
+    "Le": sp.Le,
+    "Ge": sp.Ge,
+    "And": sp.And,
+    "Or": sp.Or,
+    "Not": sp.Not,
+    "ImmutableDenseMatrix": sp.ImmutableDenseMatrix,
+    "MutableDenseMatrix": sp.MutableDenseMatrix,
+    "Sum": sp.Sum,
+    "Indexed": sp.Indexed,
+    "IndexedBase": sp.IndexedBase,
+    "Idx": sp.Idx,
+}
+
+#: names srepr prints bare: the constants
+SREPR_CONSTANTS = {
+    "pi": sp.pi,
+    "E": sp.E,
+    "I": sp.I,
+    "oo": sp.oo,
+    "nan": sp.nan,
+    "zoo": sp.zoo,
+    "true": sp.true,
+    "false": sp.false,
+}
+
+# What a call may receive besides built SymPy objects and numbers:
+_NAME_FIRST = {"Symbol", "Dummy", "Function", "Float"}  # a str (name, digits) as first argument
+_ASSUMPTIONS = frozenset(_assume_defined)  # real, positive, integer, commutative, ...
+_KEYWORDS = {
+    "Symbol": _ASSUMPTIONS,
+    "Dummy": _ASSUMPTIONS | {"dummy_index"},
+    "Function": _ASSUMPTIONS,
+    "Float": {"precision"},
+}
+# Built with evaluate=False: construction stays linear in the size of the text (evaluating,
+# Max of 50 symbols took 4.5 s and an Add of 400 Heaviside(x + i) 3 s).
+_UNEVALUATED = {
+    "Add", "Mul", "Pow", "exp", "log", "sin", "cos", "tanh", "Max", "Min", "Abs", "Heaviside",
+    "Piecewise", "Equality", "Unequality", "StrictLessThan", "StrictGreaterThan", "LessThan",
+    "GreaterThan", "Eq", "Ne", "Lt", "Gt", "Le", "Ge", "And", "Or", "Not", "Function(...)",
+}  # fmt: skip
+SREPR_MAX_DEPTH = 100  # nested calls
+SREPR_MAX_NODES = 50_000  # AST nodes
+SREPR_MAX_INT_BITS = 20_000  # an int literal, or a number raised to a numeric power
+SREPR_MAX_EXPONENT = 1000  # |numeric exponent| of any power, order of a derivative
+SREPR_MAX_ARGS = 16  # arguments of Max, Min, And, Or (their constructors are quadratic or worse)
+SREPR_MAX_PRECISION = 1000  # bits of a Float
+SREPR_MAX_FLOAT_EXP = 4000  # |binary exponent| of a Float (sin(1e100000) needs 330k bits of pi)
+
+
+def read_srepr(text, max_len=100_000):
+    """The SymPy object whose ``sympy.srepr`` is `text`, rebuilt without eval or sympify.
+
+    The text is parsed with ``ast`` and only these are accepted: calls of the constructors in
+    SREPR_CALLS by name (and ``Function('g')(...)`` for an applied undefined function), the
+    constants in SREPR_CONSTANTS, int/float/bool literals, a str literal as the first argument
+    of Symbol, Dummy, Function (the name) and Float (the digits), lists and tuples of those (a
+    matrix's rows), unary minus on a number or constant (``-oo``), and keyword literals for
+    assumptions (``real=True``), ``precision`` (Float) and ``dummy_index`` (Dummy). Sizes are
+    capped (text length, nesting depth, syntax nodes, int size, numeric exponents and orders of
+    derivatives, arguments of Max/Min/And/Or, Float precision and range), so
+    ``Pow(Integer(10), Integer(10**9))`` is refused instead of hanging.
+
+    Operations and functions are built with ``evaluate=False``, so reading takes time linear in
+    the text and nothing is computed. The result has the same srepr as the original, but an Add
+    may hold its terms in another order, so ``==`` with the original can be False: compare with
+    ``check_equivalent`` (which also bounds the time SymPy may spend). Rebuilding each node with
+    evaluation, ``e.func(*e.args)`` from the leaves up, gives an expression ``==`` the original.
+
+    Returns a SymPy expression (sp.Basic) or matrix; raises ValueError saying what was refused.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"read_srepr expects a str, got {type(text).__name__}")
+    if len(text) > max_len:
+        raise ValueError(f"the text is {len(text)} characters long; at most {max_len} are accepted")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, ValueError) as exc:
+        raise ValueError(f"not srepr text: {getattr(exc, 'msg', exc)}") from None
+    except (RecursionError, MemoryError):
+        raise ValueError("not srepr text: nested too deeply") from None
+    count = sum(1 for _ in ast.walk(tree))
+    if count > SREPR_MAX_NODES:
+        raise ValueError(f"too large: {count} syntax nodes (at most {SREPR_MAX_NODES})")
+    try:
+        result = _srepr_build(tree.body, 0)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    if not isinstance(result, (sp.Basic, sp.MatrixBase)):
+        raise ValueError(f"expected one SymPy expression, got a {type(result).__name__}")
+    return result
+
+
+def _srepr_literal(node, depth):
+    """A literal, a constant, a built object, or a list/tuple of those (no str)."""
+    if isinstance(node, ast.Constant):
+        value = node.value
+        if isinstance(value, bool) or value is None:
+            return value
+        if isinstance(value, int):
+            if value.bit_length() > SREPR_MAX_INT_BITS:
+                raise ValueError(f"an integer of {value.bit_length()} bits is too large")
+            return value
+        if isinstance(value, float):
+            return value
+        raise ValueError(f"the literal {value!r:.40} is not allowed here")
+    if isinstance(node, (ast.List, ast.Tuple)):
+        items = [_srepr_build(e, depth + 1) for e in node.elts]
+        return items if isinstance(node, ast.List) else tuple(items)
+    return _srepr_build(node, depth)
+
+
+def _srepr_build(node, depth):
+    if depth > SREPR_MAX_DEPTH:
+        raise ValueError(f"nested more than {SREPR_MAX_DEPTH} levels deep")
+    if isinstance(node, ast.Name):
+        if node.id in SREPR_CONSTANTS:
+            return SREPR_CONSTANTS[node.id]
+        raise ValueError(f"the name {node.id!r} is not allowed")
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        inner = node.operand
+        if not (
+            isinstance(inner, ast.Name)
+            or (isinstance(inner, ast.Constant) and type(inner.value) in (int, float))
+        ):
+            raise ValueError("a unary minus is allowed only before a number or a constant")
+        value = _srepr_literal(inner, depth + 1)
+        return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, (ast.Constant, ast.List, ast.Tuple)):
+        return _srepr_literal(node, depth)
+    if not isinstance(node, ast.Call):
+        raise ValueError(f"{type(node).__name__} is not allowed (only constructor calls)")
+    if any(isinstance(a, ast.Starred) for a in node.args) or any(
+        k.arg is None for k in node.keywords
+    ):
+        raise ValueError("* and ** arguments are not allowed")
+    func = node.func
+    if isinstance(func, ast.Call):  # Function('g')(args): an applied undefined function
+        if not (isinstance(func.func, ast.Name) and func.func.id == "Function"):
+            raise ValueError("only Function('name')(...) may be called on a call")
+        callee = _srepr_build(func, depth + 1)
+        return _srepr_apply(callee, "Function(...)", node, depth)
+    if not isinstance(func, ast.Name):
+        raise ValueError(f"calling {type(func).__name__} is not allowed (only constructor names)")
+    name = func.id
+    if name not in SREPR_CALLS:
+        raise ValueError(f"the constructor {name!r} is not allowed")
+    return _srepr_apply(SREPR_CALLS[name], name, node, depth)
+
+
+def _srepr_apply(constructor, name, node, depth):
+    """constructor(*args, **kwargs) for a checked call node."""
+    args = []
+    for i, arg in enumerate(node.args):
+        if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+            if not (i == 0 and name in _NAME_FIRST):
+                raise ValueError(f"a string is not allowed as argument {i + 1} of {name}")
+            args.append(arg.value)
+        else:
+            args.append(_srepr_literal(arg, depth + 1))
+    kwargs = {}
+    allowed = _KEYWORDS.get(name, ())
+    for k in node.keywords:
+        if k.arg not in allowed:
+            raise ValueError(f"the keyword {k.arg}= is not allowed in {name}")
+        value, sign = k.value, 1
+        if isinstance(value, ast.UnaryOp) and isinstance(value.op, ast.USub):
+            value, sign = value.operand, -1  # dummy_index=-869...
+        if not isinstance(value, ast.Constant) or (
+            type(value.value) is not int and (sign < 0 or value.value not in (True, False, None))
+        ):
+            raise ValueError(f"{k.arg}= must be True, False, None or an int")
+        kwargs[k.arg] = sign * value.value if sign < 0 else value.value
+    _srepr_guard(name, args, kwargs)
+    if name in _UNEVALUATED:
+        kwargs["evaluate"] = False
+    try:
+        result = constructor(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - SymPy refused the arguments: say so in words
+        raise ValueError(f"{name}(...) could not be built: {type(exc).__name__}: {exc}") from None
+    if isinstance(result, sp.Float):
+        mpf = result._mpf_
+        if mpf[1] and abs(mpf[2] + mpf[3]) > SREPR_MAX_FLOAT_EXP:
+            raise ValueError(f"a Float beyond 2**{SREPR_MAX_FLOAT_EXP} in size is out of range")
+    return result
+
+
+def _srepr_guard(name, args, kwargs):
+    """Refuse arguments whose construction would take too long or too much memory."""
+    if name == "Float":
+        precision = kwargs.get("precision", 53)
+        if not isinstance(precision, int) or not 1 <= precision <= SREPR_MAX_PRECISION:
+            raise ValueError(f"Float precision must be 1 .. {SREPR_MAX_PRECISION} bits")
+        if args and isinstance(args[0], str):
+            _float_text(args[0])
+    if name in ("Max", "Min", "And", "Or") and len(args) > SREPR_MAX_ARGS:
+        raise ValueError(f"{name} of more than {SREPR_MAX_ARGS} arguments is not accepted")
+    if name == "Derivative":
+        for v in args[1:]:
+            if isinstance(v, sp.Tuple) and len(v) == 2 and v[1].is_Number:
+                if abs(v[1]) > SREPR_MAX_EXPONENT:
+                    raise ValueError(f"a derivative of order {str(v[1])[:30]} is not accepted")
+    if name in ("Integer", "Rational") and not all(
+        isinstance(a, int) and not isinstance(a, bool) for a in args
+    ):
+        raise ValueError(f"{name} takes int arguments only")
+    if name == "Pow" and len(args) == 2:
+        base, exponent = (_number_or_expr(a) for a in args)
+        if base is None or exponent is None:
+            return  # not expressions: the constructor refuses them
+        if exponent.is_Number and exponent.is_finite:
+            if abs(exponent) > SREPR_MAX_EXPONENT:
+                raise ValueError(
+                    f"the exponent {str(exponent)[:30]} is too large "
+                    f"(at most {SREPR_MAX_EXPONENT} in absolute value)"
+                )
+            if _bits(base) * math.ceil(abs(exponent)) > SREPR_MAX_INT_BITS:
+                raise ValueError(
+                    "the power is too large: evaluated, it would hold a number of more than "
+                    f"{SREPR_MAX_INT_BITS} bits"
+                )
+
+
+def _number_or_expr(value):
+    """value as a SymPy object when it is one or a plain number, else None."""
+    if isinstance(value, sp.Basic):
+        return value
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return sp.Integer(value)
+    if isinstance(value, float):
+        return sp.Float(value)
+    return None
+
+
+_FLOAT_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)(?:e([+-]?\d+))?", re.IGNORECASE)
+
+
+def _float_text(text):
+    """Refuse Float digits that would be slow to convert (Float('1e100000') takes seconds)."""
+    if text.strip().lower().lstrip("+-") in ("inf", "nan"):
+        return
+    match = _FLOAT_TEXT.fullmatch(text.strip())
+    if not match:
+        raise ValueError(f"the Float digits {text[:30]!r} are not a decimal number")
+    digits, exponent = match.group(1), (match.group(2) or "0").lstrip("+-")
+    # 10**e holds about 3.3 e bits; the built Float is checked against SREPR_MAX_FLOAT_EXP too
+    too_big = len(exponent) > 6 or int(exponent) > SREPR_MAX_FLOAT_EXP // 3
+    if too_big or len(digits) > SREPR_MAX_PRECISION:
+        raise ValueError(f"the Float {text[:30]!r} is out of range")
+
+
+@functools.lru_cache(maxsize=4096)
+def _bits(expr):
+    """About how many bits the exact number expr would hold once evaluated (1 for a symbol)."""
+    if expr.is_Rational:
+        return abs(int(expr.p)).bit_length() + int(expr.q).bit_length()
+    if expr.is_Pow and expr.exp.is_Number and expr.exp.is_finite:
+        return _bits(expr.base) * max(1, math.ceil(abs(expr.exp)))
+    if expr.args:
+        return sum(_bits(arg) for arg in expr.args if isinstance(arg, sp.Basic))
+    return 1
