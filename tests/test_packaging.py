@@ -3,7 +3,10 @@
 import re
 from pathlib import Path
 
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the test extra installs tomli
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRED = {"jupyterlab", "numpy", "matplotlib", "nbgrader", "sympy"}
@@ -67,3 +70,11 @@ def test_environment_yml_specs_are_satisfied_by_the_pip_install():
         assert version(name) in SpecifierSet(spec), (
             f"{name} {version(name)} does not satisfy {spec}"
         )
+
+
+def test_package_data_patterns_match_files():
+    """Every package-data pattern names files that exist (no folder declared that is not there)."""
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for package, patterns in data["package-data"].items():
+        for pattern in patterns:
+            assert list((ROOT / package).glob(pattern)), f"{package}/{pattern} matches no file"
