@@ -1,6 +1,8 @@
 """Gradient checking by centred differences: is an analytic gradient right?
 
 df/dx_i  ~  (f(x + eps e_i) - f(x - eps e_i)) / (2 eps)      error O(eps^2)
+
+(Not in the four texts: it is how the series checks each of their derivations numerically.)
 """
 
 import numpy as np

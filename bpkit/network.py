@@ -119,7 +119,7 @@ def forward(weights, biases, activations, X):
 
 
 def trace(weights, biases, activations, X, T, loss="sse"):
-    """Forward and backward pass keeping every intermediate array: returns a Trace."""
+    """Forward and backward pass keeping every intermediate array (Laux eqs 17-22): a Trace."""
     _check_name(loss)
     return _trace(*_check_net(weights, biases, activations, X, T), loss)
 
@@ -198,16 +198,16 @@ class MLP:
         return f"MLP(sizes={self.sizes}, activations={self.activations})"
 
     def forward(self, X):
-        """Network output Y (N, J_L) for X (N, I_0)."""
+        """Network output Y (N, J_L) for X (N, I_0).  Laux eqs 17-18."""
         return _output(*_check_net(self.weights, self.biases, self.activations, X)[:4])
 
     def trace(self, X, T, loss="sse"):
-        """A Trace of the forward and backward pass (see bpkit.trace)."""
+        """A Trace of the forward and backward pass (see bpkit.trace), Laux eqs 17-22."""
         _check_name(loss)
         return _trace(*_check_net(self.weights, self.biases, self.activations, X, T), loss)
 
     def backprop(self, X, T, loss="sse"):
-        """(E, dW, db), see bpkit.backprop."""
+        """(E, dW, db) by backpropagation, Laux eqs 17-22 (see bpkit.backprop)."""
         _check_name(loss)
         tr = _trace(*_check_net(self.weights, self.biases, self.activations, X, T), loss)
         return tr.E, tr.dW, tr.db
