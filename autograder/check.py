@@ -19,9 +19,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import execute
+from . import launch
 from .config import UserError
 from .nbtools import exercise_of, fmt, graded_cells, nbg, read_notebook_text
+from .settings import GraderSettings
 
 NOT_ANSWERED = ("NotAnswered", "NotImplementedError")
 # exceptions whose message is the whole story (the checks' own, and a bare assert's text)
@@ -174,7 +175,7 @@ def report(vs, out):
 
 
 def mpl_cache():
-    return execute.prepare_mpl_cache(Path(tempfile.gettempdir()) / ("bpkit-mpl-%d" % os.getuid()))
+    return launch.prepare_mpl_cache(Path(tempfile.gettempdir()) / ("bpkit-mpl-%d" % os.getuid()))
 
 
 def check(path, out, cell_timeout=60):
@@ -187,16 +188,12 @@ def check(path, out, cell_timeout=60):
         raise UserError("%s is not a readable notebook: %s" % (path, exc)) from None
     if not any(g["kind"] == "test" for g in graded_cells(nb)):
         raise UserError("%s has no autograded test cells (nbgrader grade cells)" % path)
-    result, problem = execute.run(
-        nb,
-        sandbox=False,
-        probe=False,
-        cell_timeout=cell_timeout,
-        timeout=max(600, 4 * cell_timeout),
-        memory_mb=8192,
-        mpl=mpl_cache(),
-        cwd=path.resolve().parent,
+    settings = GraderSettings(
+        cell_timeout=cell_timeout, timeout=max(600, 4 * cell_timeout), memory=8192
     )
-    if result is None:
-        raise UserError("could not run %s: %s" % (path, problem))
+    result = launch.run_trusted(nb, settings, cwd=path.resolve().parent, mpl=mpl_cache())
+    if result.get("error") and not any(
+        c.get("status") != "not_run" for c in result["cells"].values()
+    ):
+        raise UserError("could not run %s: %s" % (path, result["error"]))
     return report(verdicts(nb, result), out)

@@ -483,7 +483,7 @@ def _clean_output(out):
         data = out.get("data")
         if not isinstance(data, dict):
             return None
-        data = {str(k): v for k, v in data.items() if isinstance(v, (str, dict, list))}
+        data = {str(k): v for k, v in data.items() if isinstance(v, str) or _shallow(v)}
         md = out.get("metadata") if isinstance(out.get("metadata"), dict) else {}
         new = nbformat.v4.new_output("display_data", data=data, metadata=md)
         if kind == "execute_result":
@@ -500,6 +500,20 @@ def _clean_output(out):
             traceback=[str(x) for x in tb][:200],
         )
     return None
+
+
+def _shallow(value, limit=20):
+    """True for JSON data nested at most `limit` deep (deeper data is dropped from outputs)."""
+    stack = [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > limit:
+            return False
+        if isinstance(v, dict):
+            stack.extend((x, depth + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, depth + 1) for x in v)
+    return True
 
 
 def executed_notebook(prepared, evaluation):
@@ -551,31 +565,46 @@ def _load_state(state_dir, task):
 
 
 def ensure_gradebook(course, scope, sources):
-    """Make sure each assignment is in the gradebook with the source's grade cells (else release)."""
+    """Make sure each assignment is in the gradebook with the source's grade cells (else release).
+
+    Several graders may share one database (PostgreSQL): one of them at a time checks and
+    (re)releases, under an advisory lock; the check looks in the database itself, never at a file.
+    """
     from nbgrader.api import Gradebook, MissingEntry
+    from sqlalchemy import create_engine, text
 
     from .release import generate
 
-    stale = []
     course.root.mkdir(parents=True, exist_ok=True)
-    if (course.root / "gradebook.db").exists():
-        with Gradebook(course.db_url, course_id="bpkit") as gb:
-            for a in scope:
-                try:
-                    for name in course.notebooks(a):
-                        nb = gb.find_notebook(name, a)
-                        have = {(c.name, float(c.max_score)) for c in nb.grade_cells}
-                        want = {
-                            (g["grade_id"], g["points"]) for g in graded_cells(sources[(a, name)])
-                        }
-                        if have != want:
-                            raise MissingEntry()
-                except MissingEntry:
-                    stale.append(a)
-    else:
-        stale = list(scope)
-    for a in stale:
-        generate(course, a)
+    engine = create_engine(course.db_url)
+    postgres = engine.dialect.name == "postgresql"
+    try:
+        with engine.connect() as lock:
+            if postgres:
+                lock.execute(text("SELECT pg_advisory_lock(7243101)"))
+            try:
+                stale = []
+                with Gradebook(course.db_url, course_id="bpkit") as gb:
+                    for a in scope:
+                        try:
+                            for name in course.notebooks(a):
+                                nb = gb.find_notebook(name, a)
+                                have = {(c.name, float(c.max_score)) for c in nb.grade_cells}
+                                want = {
+                                    (g["grade_id"], g["points"])
+                                    for g in graded_cells(sources[(a, name)])
+                                }
+                                if have != want:
+                                    raise MissingEntry()
+                        except MissingEntry:
+                            stale.append(a)
+                for a in stale:
+                    generate(course, a)
+            finally:
+                if postgres:
+                    lock.execute(text("SELECT pg_advisory_unlock(7243101)"))
+    finally:
+        engine.dispose()
 
 
 def write_gradebook(gb, res, sources):
@@ -627,8 +656,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _field(value):
-    """A CSV field with no control characters (a student-chosen text cannot forge rows)."""
-    return _CONTROL.sub(" ", str(value))
+    """A CSV field with its control characters written as escapes (\\x0a): a student-chosen
+    name or grade_id cannot forge rows, and stays recognisable."""
+    return _CONTROL.sub(lambda m: "\\x%02x" % ord(m.group()), str(value))
 
 
 def write_csvs(outdir, results, sources):

@@ -307,8 +307,10 @@ class Driver:
             job["copy"] = [["/opt/mplcache", home + "/.config/matplotlib"]] if mpl else []
             if data:
                 job["copy"].append(["/opt/data", "/tmp/work"])
-            if not self.cgroup.dirs:
-                job["kernel_memory_mb"] = settings.memory
+            # the cgroup holds the sum; the kernel also gets an address-space backstop (twice the
+            # limit: a kernel's address space is about 1 GB before it allocates anything), so one
+            # huge allocation raises MemoryError in the student's cell instead of an OOM kill
+            job["kernel_memory_mb"] = settings.memory * (2 if self.cgroup.dirs else 1)
             cmd = self.cgroup.wrap(bwrap_command(settings, self.lease.uid, mpl, data))
             env = None
         else:

@@ -116,6 +116,7 @@ def run_cli(*args, timeout=600, env=None, cwd=None):
     full_env["PATH"] = VENV_BIN + os.pathsep + full_env.get("PATH", "")
     full_env.pop("BPKIT_COURSE_DIR", None)
     full_env.pop("BPKIT_SOURCE_DIR", None)
+    full_env.pop("BPKIT_DB_URL", None)
     full_env["PYTHONPATH"] = str(REPO)
     if env:
         full_env.update(env)

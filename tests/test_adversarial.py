@@ -9,6 +9,7 @@ come from autograder/README.md's rules applied to the fixture (tests/adversarial
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -61,9 +62,33 @@ def batch(tmp_path_factory):
         before = tree_digest(ctx.submissions)
         source_before = file_digest(source_nb)
         start = time.monotonic()
-        proc = run_grader(
-            course, source, "grade", ctx.submissions, "--out", ctx.out, *LIMITS, timeout=RUN_TIMEOUT
-        )
+        peak = {"rss": 0}
+        stop = threading.Event()
+
+        def sample():  # the grader process itself (not its sandboxes): its peak memory
+            while not stop.is_set():
+                for p in psutil.process_iter(["cmdline", "memory_info"]):
+                    cmd = p.info["cmdline"] or []
+                    if "autograder" in cmd and "grade" in cmd and p.info["memory_info"]:
+                        peak["rss"] = max(peak["rss"], p.info["memory_info"].rss)
+                stop.wait(0.2)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            proc = run_grader(
+                course,
+                source,
+                "grade",
+                ctx.submissions,
+                "--out",
+                ctx.out,
+                *LIMITS,
+                timeout=RUN_TIMEOUT,
+            )
+        finally:
+            stop.set()
+            sampler.join()
         elapsed = time.monotonic() - start
         connections = server.connections
     leftovers = [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "bpkadvfork"]
@@ -76,6 +101,7 @@ def batch(tmp_path_factory):
         source_before=source_before,
         connections=connections,
         leftovers=leftovers,
+        grader_peak=peak["rss"],
     )
     for marker in ctx.outside_markers():  # never leave an attack's file behind
         if marker.is_file():
@@ -192,6 +218,30 @@ def test_outputs_bounded_and_feedback_written(batch):
             assert html.stat().st_size < 15 * 2**20, (
                 f"feedback {html} is {html.stat().st_size} bytes"
             )
+
+
+def test_grader_memory_and_floods_bounded(batch):
+    """Output floods (update_display, comm messages, huge prints) never reach the grader process:
+    it stays under 1 GB, and the flooding students' feedback stays under the notebook cap."""
+    assert 0 < batch["grader_peak"] < 2**30, (
+        f"grader peak RSS {batch['grader_peak'] / 2**20:.0f} MB"
+    )
+    out = batch["ctx"].out
+    for student in ("display_update_flood", "comm_flood", "print_100mb", "giant_html"):
+        html = out / "feedback" / student / fixture.ASSIGNMENT / f"{fixture.ASSIGNMENT}.html"
+        assert html.is_file() and html.stat().st_size < 12 * 2**20, student
+
+
+def test_feedback_has_no_student_script(batch):
+    out = batch["ctx"].out
+    html = (
+        out / "feedback" / "script_in_feedback" / fixture.ASSIGNMENT / f"{fixture.ASSIGNMENT}.html"
+    ).read_text()
+    assert (
+        'document.title="pwned"' not in html.replace("&quot;", '"')
+        or "<script>document" not in html
+    )
+    assert "onerror=" not in html
 
 
 def test_runtime_budget(batch):

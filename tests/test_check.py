@@ -116,10 +116,6 @@ def test_solved_notebook_with_one_slip(source, tmp_path):
     assert "nothing attempted" not in out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the runner does not yet report the execute_reply status (errors it did not display)",
-)
 def test_error_reply_without_output_is_a_failure(student, tmp_path):
     """An answer that silences IPython's tracebacks still fails the checks after it."""
     nb = _with(

@@ -50,19 +50,6 @@ def _submissions(src, rel):
 
 GRADER_1, GRADER_2 = ["ana", "ben", "cy", "dee"], ["eve", "fay", "gus", "hal"]
 
-# Until autograder/grading.py's ensure_gradebook stops judging "released?" by the existence of
-# <course>/gradebook.db, every grade run on another database re-releases each assignment
-# (nbgrader generate_assignment --force: delete and re-insert the notebook and cell rows, rewrite
-# the release folder), and two graders starting together trip over each other (MissingEntry,
-# duplicate tables, rows deleted under the other's writes). The witness test fails every time
-# (strict); the concurrent runs fail when the race is lost (not strict). Once fixed, the witness
-# XPASSes, which fails the run: then delete both markers.
-REGRADE_RELEASES = (
-    "grading.ensure_gradebook re-releases every assignment when the gradebook is not SQLite: "
-    "concurrent graders race (fix: look the assignment up in the database, under a lock)"
-)
-RACE = pytest.mark.xfail(strict=False, reason=REGRADE_RELEASES + " (a race: may pass)")
-
 
 def _write_tree(root, subs, students):
     for s in students:
@@ -198,14 +185,12 @@ def graded(request, postgres_server, reference, tmp_path_factory):  # noqa: F811
     )
 
 
-@RACE
 def test_both_graders_finish(graded):
     for code, err in graded["exits"]:
         assert code == 0, err
     assert not (graded["fc"].course / "gradebook.db").exists(), "wrote SQLite, not PostgreSQL"
 
 
-@pytest.mark.xfail(strict=True, reason=REGRADE_RELEASES)
 def test_grading_leaves_the_released_assignment_alone(graded):
     """Grading must not re-release (delete and re-create) an assignment already in the database:
     a grader doing so under another's feet deletes the rows the other is writing against."""
@@ -214,7 +199,6 @@ def test_grading_leaves_the_released_assignment_alone(graded):
     assert graded["after"] == graded["released"]
 
 
-@RACE
 def test_each_student_has_one_submission_and_one_grade_per_cell(graded):
     from sqlalchemy import create_engine, text
 
@@ -255,7 +239,6 @@ def test_each_student_has_one_submission_and_one_grade_per_cell(graded):
         engine.dispose()
 
 
-@RACE
 def test_scores_are_the_notebooks_and_equal_a_single_sqlite_run(graded):
     cells = _gradebook_cells(graded["url"])
     for student, (_, expected) in graded["subs"].items():
@@ -278,7 +261,6 @@ def test_scores_are_the_notebooks_and_equal_a_single_sqlite_run(graded):
         assert float(r["max_score"]) == sum(POINTS.values())
 
 
-@RACE
 def test_nbgrader_export_reads_the_postgres_gradebook(graded, tmp_path):
     target = tmp_path / "export.csv"
     proc = subprocess.run(
@@ -297,7 +279,6 @@ def test_nbgrader_export_reads_the_postgres_gradebook(graded, tmp_path):
         assert float(exported[student]["max_score"]) == sum(POINTS.values())
 
 
-@RACE
 def test_autograder_export_reads_the_postgres_gradebook(graded, tmp_path):
     out = tmp_path / "grades.csv"
     proc = run_cli(
@@ -308,7 +289,6 @@ def test_autograder_export_reads_the_postgres_gradebook(graded, tmp_path):
     assert totals == {s: sum(e.values()) for s, (_, e) in graded["subs"].items()}
 
 
-@RACE
 def test_formgrader_api_reads_the_postgres_gradebook(graded, monkeypatch):
     """What formgrader shows comes from NbGraderAPI (nbgrader.apps.api): submissions, students,
     and the per-notebook view used for manual grading."""

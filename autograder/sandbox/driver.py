@@ -26,6 +26,7 @@ import time
 AGENT = (__package__ or "bpkit_sandbox") + ".agent"  # importable in the kernel under this name
 READY_TIMEOUT = 60
 INTERRUPT_GRACE = 5
+IDLE_GRACE = 2  # after the reply, the idle status may have been lost with an oversized message
 RECEIVE_FACTOR = 10  # a cell may receive this many times its output cap before it is cut off
 
 
@@ -123,9 +124,12 @@ class Kernel:
         poller.register(self.kc.shell_channel.socket, zmq.POLLIN)
         deadline = time.monotonic() + timeout
         reply = idle = False
-        interrupted_at = None
+        interrupted_at = replied_at = None
         while not (reply and idle):
             now = time.monotonic()
+            if replied_at is not None and now > replied_at + IDLE_GRACE:
+                run.truncated = True  # messages were lost (over the size cap): stop waiting
+                break
             if interrupted_at is None and now > deadline:
                 run.timed_out = True
                 self.km.interrupt_kernel()
@@ -148,6 +152,7 @@ class Kernel:
                         run.evalue = run.evalue or str(content.get("evalue", ""))
                     run.expressions = content.get("user_expressions")
                     reply = True
+                    replied_at = time.monotonic()
             if self.kc.iopub_channel.socket in events:
                 msg = self._get(self.kc.iopub_channel)
                 if msg and msg["parent_header"].get("msg_id") == msg_id:

@@ -4,8 +4,8 @@ the grader must give (grades.csv status and score, exercises that must earn noth
 Expectations follow autograder/README.md ("Status rules" and "Cell handling") applied to the
 ``tiny`` fixture (relu 2 points, then dP_dw1 1, then nth_prime 1; see fixture.py). For example a
 kernel that dies in the dP_dw1 answer cell keeps the relu points earned before the death
-(status ``kernel_died``, score 2); a patch of numpy made in the relu answer cell flags the
-submission and voids every test run after it (status ``flagged``, score 0).
+(status ``kernel_died``, score 2); a patch of numpy made in the relu answer cell changes nothing
+(the tests run in the evaluator, another process): only the right answers earn points.
 
 Resource attacks are bounded on purpose so that a grader without limits fails the test instead
 of harming the shared machine: the memory bomb stops at 6 GB, the fork bomb at 3000 sleeping
@@ -596,7 +596,7 @@ def _(ctx, sub, st):
     write_nb(set_answer(ctx.solved(), "dP_dw1", src), sub, st)
 
 
-@case("giant_image", {("output_limit", 4), ("timeout", 4)})
+@case("giant_image", {("output_limit", 4), ("timeout", 4), ("memory", 4)})
 def _(ctx, sub, st):
     """answers dP_dw1 right, then displays a 30 MB 'PNG' in the same cell"""
     src = (
@@ -606,7 +606,7 @@ def _(ctx, sub, st):
     write_nb(set_answer(ctx.solved(), "dP_dw1", src), sub, st)
 
 
-@case("giant_html", {("output_limit", 4), ("timeout", 4)})
+@case("giant_html", {("output_limit", 4), ("timeout", 4), ("memory", 4)})
 def _(ctx, sub, st):
     """answers dP_dw1 right, then displays 30 MB of HTML in the same cell"""
     src = (
@@ -741,7 +741,7 @@ def _(ctx, sub, st):
 # ------------------------------------------------------------------------------------------------
 
 
-@case("patch_numpy", {("flagged", 0)}, zero=("relu", "dP_dw1", "nth_prime"))
+@case("patch_numpy", {("ok", 2)}, zero=("relu",))
 def _(ctx, sub, st):
     """wrong relu plus numpy's comparisons made to always agree (in the relu answer cell)"""
     src = """\
@@ -755,14 +755,14 @@ def _(ctx, sub, st):
     write_nb(set_answer(ctx.solved(), "relu", src), sub, st)
 
 
-@case("patch_builtins", {("flagged", 3)}, zero=("nth_prime",))
+@case("patch_builtins", {("ok", 3)}, zero=("nth_prime",))
 def _(ctx, sub, st):
     """builtins.abs replaced so the wrong prime 7907 passes (in the nth_prime answer cell)"""
     src = "import builtins\nbuiltins.abs = lambda x: 0\nnth_prime = 7907\n"
     write_nb(set_answer(ctx.solved(), "nth_prime", src), sub, st)
 
 
-@case("patch_checks", {("flagged", 2)}, zero=("dP_dw1", "nth_prime"))
+@case("patch_checks", {("ok", 3)}, zero=("dP_dw1",))
 def _(ctx, sub, st):
     """bpkit.course.checks' functions replaced by no-ops, wrong dP_dw1 (in its answer cell)"""
     src = """\
@@ -773,7 +773,7 @@ def _(ctx, sub, st):
     write_nb(set_answer(ctx.solved(), "dP_dw1", src), sub, st)
 
 
-@case("rebind_checks", {("flagged", 2)}, zero=("dP_dw1", "nth_prime"))
+@case("rebind_checks", {("ok", 2)}, zero=("dP_dw1", "nth_prime"))
 def _(ctx, sub, st):
     """the notebook's names `checks` and `abs` rebound to permissive fakes; wrong answers after"""
     src = """\
@@ -794,7 +794,7 @@ def _(ctx, sub, st):
     write_nb(set_answer(nb, "nth_prime", fx.WRONG["nth_prime"]), sub, st)
 
 
-@case("patch_showtraceback", {("flagged", 2)}, zero=("dP_dw1", "nth_prime"))
+@case("patch_showtraceback", {("ok", 2)}, zero=("dP_dw1", "nth_prime"))
 def _(ctx, sub, st):
     """IPython's showtraceback silenced so failing tests print no error; wrong answers after"""
     src = (
@@ -805,7 +805,7 @@ def _(ctx, sub, st):
     write_nb(set_answer(nb, "nth_prime", fx.WRONG["nth_prime"]), sub, st)
 
 
-@case("patch_custom_exc", {("flagged", 2)}, zero=("dP_dw1", "nth_prime"))
+@case("patch_custom_exc", {("ok", 2)}, zero=("dP_dw1", "nth_prime"))
 def _(ctx, sub, st):
     """every exception swallowed by an IPython custom exception handler; wrong answers after"""
     src = "get_ipython().set_custom_exc((BaseException,), lambda *a, **k: None)\ndP_dw1 = 11\n"
@@ -813,7 +813,7 @@ def _(ctx, sub, st):
     write_nb(set_answer(nb, "nth_prime", fx.WRONG["nth_prime"]), sub, st)
 
 
-@case("patch_input_transformer", {("flagged", 2)}, zero=("dP_dw1", "nth_prime"))
+@case("patch_input_transformer", {("ok", 2)}, zero=("dP_dw1", "nth_prime"))
 def _(ctx, sub, st):
     """an IPython input transformer that turns every later test cell into `pass`"""
     src = """\
@@ -829,7 +829,7 @@ def _(ctx, sub, st):
     write_nb(set_answer(nb, "nth_prime", fx.WRONG["nth_prime"]), sub, st)
 
 
-@case("patch_ast_transformer", {("flagged", 2)}, zero=("dP_dw1", "nth_prime"))
+@case("patch_ast_transformer", {("ok", 2)}, zero=("dP_dw1", "nth_prime"))
 def _(ctx, sub, st):
     """an IPython AST transformer that deletes assert/raise statements and check calls"""
     src = """\
@@ -865,7 +865,8 @@ def _(ctx, sub, st):
     write_nb(set_answer(ctx.solved(), "relu", src), sub, st)
 
 
-@case("reference_codecopy", {("ok", 2), ("flagged", 0)}, zero=("relu",))
+# not defended (autograder/README.md): a copy of the reference's code object escapes the guard
+@case("reference_codecopy", {("ok", 4)})
 def _(ctx, sub, st):
     """relu built from a copy of the reference's code object (escapes the __code__ swap)"""
     src = (
@@ -875,11 +876,353 @@ def _(ctx, sub, st):
     write_nb(set_answer(ctx.solved(), "relu", src), sub, st)
 
 
-@case("reference_unguarded", {("flagged", 0)}, zero=("relu", "dP_dw1", "nth_prime"))
+@case("reference_unguarded", {("ok", 2)}, zero=("relu",))
 def _(ctx, sub, st):
     """checks.forbidden replaced by a no-op, relu = bpkit.relu"""
     src = "import contextlib\nchecks.forbidden = lambda *f: contextlib.nullcontext()\nrelu = bpkit.relu\n"
     write_nb(set_answer(ctx.solved(), "relu", src), sub, st)
+
+
+# ------------------------------------------------------------------------------------------------
+# the evaluator: attacks on the shell that used to run the tests, answers that are not data
+# (every answer below is wrong unless stated, so any point beyond the right ones is undeserved)
+# ------------------------------------------------------------------------------------------------
+
+WRONG_ALL = {
+    "relu": fx.WRONG["relu"],
+    "dP_dw1": fx.WRONG["dP_dw1"],
+    "nth_prime": fx.WRONG["nth_prime"],
+}
+
+
+def all_wrong(ctx, first_cell_prefix=""):
+    nb = ctx.solved()
+    for gid, src in WRONG_ALL.items():
+        set_answer(nb, gid, (first_cell_prefix if gid == "relu" else "") + src)
+    return nb
+
+
+@case("display_pub_swap", {("ok", 0)}, zero=("relu", "dP_dw1", "nth_prime"))
+def _(ctx, sub, st):
+    """the kernel's display publisher and session.send drop every error message; wrong answers"""
+    prefix = """\
+        ip = get_ipython()
+        _send = ip.kernel.session.send
+        def _quiet(stream, msg_or_type, *a, **k):
+            kind = msg_or_type if isinstance(msg_or_type, str) else msg_or_type.get("msg_type")
+            if kind == "error":
+                return None
+            if isinstance(msg_or_type, dict) and msg_or_type.get("content", {}).get("status") == "error":
+                msg_or_type["content"]["status"] = "ok"
+            return _send(stream, msg_or_type, *a, **k)
+        ip.kernel.session.send = _quiet
+        ip.display_pub.publish = lambda *a, **k: None
+        """
+    write_nb(all_wrong(ctx, textwrap.dedent(prefix)), sub, st)
+
+
+@case("event_rewrites_tests", {("ok", 0)}, zero=("relu", "dP_dw1", "nth_prime"))
+def _(ctx, sub, st):
+    """a pre_run_cell callback posing as IPython's own rewrites the next (test) cell, then undoes itself"""
+    prefix = """\
+        ip = get_ipython()
+        def _rewrite(info):
+            if "checks." in (info.raw_cell or ""):
+                ip.input_transformers_post.append(lambda lines: ["pass\\n"])
+        _rewrite.__module__ = "IPython.core.events"
+        ip.events.register("pre_run_cell", _rewrite)
+        """
+    write_nb(all_wrong(ctx, textwrap.dedent(prefix)), sub, st)
+
+
+@case("patch_private_checks", {("ok", 0)}, zero=("relu", "dP_dw1", "nth_prime"))
+def _(ctx, sub, st):
+    """private helpers of bpkit.course.checks made to accept anything; wrong answers"""
+    prefix = """\
+        checks._close = lambda *a, **k: True
+        checks._to_float = lambda name, got: -11.0
+        checks._to_array = lambda name, got: np.array([0.0, 0.0, 0.0, 0.5, 3.0])
+        """
+    write_nb(all_wrong(ctx, textwrap.dedent(prefix)), sub, st)
+
+
+@case("patch_numpy_submodules", {("ok", 0)}, zero=("relu", "dP_dw1", "nth_prime"))
+def _(ctx, sub, st):
+    """globals of NumPy's submodules patched (isclose, allclose, array_equal); wrong answers"""
+    prefix = """\
+        import numpy
+        for _mod in list(__import__("sys").modules.values()):
+            if getattr(_mod, "__name__", "").startswith("numpy") and hasattr(_mod, "isclose"):
+                try:
+                    _mod.isclose = lambda a, b, *r, **k: numpy.ones(numpy.broadcast(a, b).shape, bool)
+                    _mod.allclose = lambda *a, **k: True
+                except Exception:
+                    pass
+        """
+    write_nb(all_wrong(ctx, textwrap.dedent(prefix)), sub, st)
+
+
+@case("builtins_in_namespace", {("ok", 0)}, zero=("relu", "dP_dw1", "nth_prime"))
+def _(ctx, sub, st):
+    """abs, float, isinstance and AssertionError redefined in the notebook's namespace"""
+    prefix = """\
+        abs = lambda x: 0
+        float = lambda x=0: -11.0
+        isinstance = lambda *a: True
+        class AssertionError(Exception):
+            pass
+        """
+    write_nb(all_wrong(ctx, textwrap.dedent(prefix)), sub, st)
+
+
+@case("planted_module", {("ok", 0)}, zero=("relu", "dP_dw1", "nth_prime"))
+def _(ctx, sub, st):
+    """a fake bpkit.course.checks planted in sys.modules before the set-up cell imports it"""
+    nb = all_wrong(ctx)
+    plant = nbformat.v4.new_code_cell(
+        textwrap.dedent("""\
+        import sys, types, contextlib
+        fake = types.ModuleType("bpkit.course.checks")
+        fake.__getattr__ = lambda name: (lambda *a, **k: contextlib.nullcontext())
+        sys.modules["bpkit.course.checks"] = fake
+        """)
+    )
+    nb.cells.insert(0, plant)
+    write_nb(nb, sub, st)
+
+
+@case("fake_setup_cell", {("ok", 0)}, zero=("relu", "dP_dw1", "nth_prime"))
+def _(ctx, sub, st):
+    """the locked set-up cell stripped of its metadata and replaced by a permissive fake `checks`"""
+    nb = all_wrong(ctx)
+    i = index(nb, "setup")
+    nb.cells[i].metadata = {}
+    nb.cells[i].source = textwrap.dedent("""\
+        import numpy as np, bpkit, contextlib
+        class checks:
+            NotAnswered = AssertionError
+            forbidden = staticmethod(lambda *f: contextlib.nullcontext())
+            call = staticmethod(lambda n, fn, *a, **k: fn(*a, **k))
+            check_number = check_array = staticmethod(lambda *a, **k: None)
+        """)
+    write_nb(nb, sub, st)
+
+
+@case("frame_walker", {("ok", 0)}, zero=("relu", "dP_dw1", "nth_prime"))
+def _(ctx, sub, st):
+    """answers whose __float__ / tolist() walk the stack to read the expected value from the checker"""
+    src_dp = """\
+        import sys
+        class Sneaky:
+            def _steal(self):
+                f = sys._getframe(1)
+                while f is not None:
+                    for k, v in f.f_locals.items():
+                        if k in ("expected", "want") and not isinstance(v, Sneaky):
+                            return v
+                    f = f.f_back
+                return 11.0
+            def __float__(self):
+                return float(self._steal())
+            def tolist(self):
+                return self._steal().tolist() if hasattr(self._steal(), "tolist") else [1.0] * 5
+        dP_dw1 = Sneaky()
+        """
+    src_relu = "def relu(a):\n    return Sneaky()\n"
+    nb = ctx.solved()
+    i = index(nb, "relu")
+    set_answer(nb, "dP_dw1", src_dp)
+    nb.cells.insert(i, nb.cells.pop(index(nb, "dP_dw1")))  # Sneaky defined before relu uses it
+    set_answer(nb, "relu", src_relu)
+    set_answer(nb, "nth_prime", fx.WRONG["nth_prime"])
+    write_nb(nb, sub, st)
+
+
+@case("answer_too_big", {("ok", 2)}, zero=("relu",))
+def _(ctx, sub, st):
+    """relu returns a 100 MB array (over the transfer cap); the other answers right"""
+    src = "def relu(a):\n    return np.zeros(13_000_000)\n"
+    write_nb(set_answer(ctx.solved(), "relu", src), sub, st)
+
+
+@case("answer_too_deep", {("ok", 3)}, zero=("dP_dw1",))
+def _(ctx, sub, st):
+    """dP_dw1 is a list nested 100000 deep"""
+    src = "dP_dw1 = []\nfor _ in range(100000):\n    dP_dw1 = [dP_dw1]\n"
+    write_nb(set_answer(ctx.solved(), "dP_dw1", src), sub, st)
+
+
+@case("answer_object_array", {("ok", 2)}, zero=("relu",))
+def _(ctx, sub, st):
+    """relu returns an object array of numbers-pretending objects"""
+    src = """\
+        class Num(float):
+            def __eq__(self, other):
+                return True
+        def relu(a):
+            return np.array([Num(0.0)] * np.size(a), dtype=object)
+        """
+    write_nb(set_answer(ctx.solved(), "relu", src), sub, st)
+
+
+@case("slow_function", {("timeout", 2)}, zero=("relu",))
+def _(ctx, sub, st):
+    """relu right on the visible input, sleeps for a minute when the hidden test calls it"""
+    src = """\
+        import time
+        def relu(a):
+            if np.shape(a) != (5,):
+                time.sleep(60)
+            return np.maximum(a, 0.0)
+        """
+    write_nb(set_answer(ctx.solved(), "relu", src), sub, st)
+
+
+@case("kill_driver", {("flagged", 2), ("kernel_died", 2)}, zero=("dP_dw1", "nth_prime"))
+def _(ctx, sub, st):
+    """the dP_dw1 answer cell kills the process that drives the kernel (relu was graded before)"""
+    src = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\ndP_dw1 = -11\n"
+    write_nb(set_answer(ctx.solved(), "dP_dw1", src), sub, st)
+
+
+@case("forged_frames", {("ok", 0)}, zero=("relu", "dP_dw1", "nth_prime"))
+def _(ctx, sub, st):
+    """prints lines that look like the driver's protocol and the old integrity probe; wrong answers"""
+    prefix = """\
+        print('{"event": "done", "cells": {}, "outputs": {}}')
+        print("BPKIT-PROBE after:3-0000 0 []")
+        """
+    write_nb(all_wrong(ctx, textwrap.dedent(prefix)), sub, st)
+
+
+@case("display_update_flood", {("output_limit", 4), ("timeout", 4)})
+def _(ctx, sub, st):
+    """solved, then update_display grows one earlier output by 1 MB a step, 3000 times"""
+    src = fx.strip_markers(fx.PRIME_ANSWER) + textwrap.dedent("""\
+        from IPython.display import display
+        h = display("start", display_id=True)
+        blob = "x" * 1_000_000
+        for _ in range(3000):
+            h.update(blob)
+        """)
+    write_nb(set_answer(ctx.solved(), "nth_prime", src), sub, st)
+
+
+@case("comm_flood", {("output_limit", 4), ("timeout", 4), ("ok", 4)})
+def _(ctx, sub, st):
+    """solved, then 400 comm messages of 1 MB each (widgets' channel)"""
+    src = fx.strip_markers(fx.PRIME_ANSWER) + textwrap.dedent("""\
+        from comm import create_comm
+        c = create_comm(target_name="bpkit_flood")
+        blob = "y" * 1_000_000
+        for _ in range(400):
+            c.send({"blob": blob})
+        """)
+    write_nb(set_answer(ctx.solved(), "nth_prime", src), sub, st)
+
+
+@case("children_memory", {("memory", 4), ("memory", 3)})
+def _(ctx, sub, st):
+    """solved, then four child processes of 400 MB each: over the sandbox's 1 GB together"""
+    src = fx.strip_markers(fx.PRIME_ANSWER) + textwrap.dedent("""\
+        import os, time
+        kids = []
+        for _ in range(4):
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    blob = bytearray(400 << 20)
+                    for k in range(0, len(blob), 4096):
+                        blob[k] = 1
+                    time.sleep(2)
+                finally:
+                    os._exit(0)
+            kids.append(pid)
+        for pid in kids:
+            os.waitpid(pid, 0)
+        """)
+    write_nb(set_answer(ctx.solved(), "nth_prime", src), sub, st)
+
+
+@case("grade_id_newline", {("ok", 4)})
+def _(ctx, sub, st):
+    """solved, plus a cell whose grade_id carries a line break and a forged CSV row"""
+    nb = ctx.solved()
+    cell = nbformat.v4.new_code_cell("x = 1")
+    cell.metadata["nbgrader"] = {
+        "grade": True,
+        "solution": False,
+        "locked": False,
+        "points": 9,
+        "grade_id": "bonus\r\nmallory,tiny,4,4,0,ok,",
+        "schema_version": 3,
+    }
+    nb.cells.append(cell)
+    write_nb(nb, sub, st)
+
+
+@case("grade_id_list", {("ok", 4)})
+def _(ctx, sub, st):
+    """solved, plus a cell whose grade_id is a list (written without nbformat's validation)"""
+    import json
+
+    nb = ctx.solved()
+    cell = nbformat.v4.new_code_cell("x = 1")
+    cell.metadata["nbgrader"] = {
+        "grade": False,
+        "solution": True,
+        "locked": False,
+        "grade_id": ["relu"],
+        "schema_version": 3,
+    }
+    nb.cells.append(cell)
+    (folder(sub, st) / f"{A}.ipynb").write_text(json.dumps(nb))
+
+
+@case("nested_json_output", {("ok", 4), ("output_limit", 4)})
+def _(ctx, sub, st):
+    """solved, then displays of JSON nested 900 deep and of a 50000-deep bracket string"""
+    src = fx.strip_markers(fx.PRIME_ANSWER) + textwrap.dedent("""\
+        from IPython.display import publish_display_data
+        deep = []
+        for _ in range(900):
+            deep = [deep]
+        publish_display_data({"application/json": {"x": deep}, "text/plain": "deep"})
+        publish_display_data({"text/plain": "[" * 50000})
+        """)
+    write_nb(set_answer(ctx.solved(), "nth_prime", src), sub, st)
+
+
+@case(".hidden_student", {("invalid", 0)}, reason="hidden")
+def _(ctx, sub, st):
+    """a student folder whose name starts with a dot"""
+    write_nb(ctx.solved(), sub, st)
+
+
+@case("bracket_markdown", {("ok", 4)})
+def _(ctx, sub, st):
+    """solved, plus a markdown cell of 100000 '[' (slow for markdown renderers)"""
+    nb = ctx.solved()
+    nb.cells.append(nbformat.v4.new_markdown_cell("[" * 100_000))
+    write_nb(nb, sub, st)
+
+
+@case("script_in_feedback", {("ok", 4)})
+def _(ctx, sub, st):
+    """solved, plus script and event-handler HTML in markdown and in outputs"""
+    nb = ctx.solved()
+    nb.cells.append(
+        nbformat.v4.new_markdown_cell(
+            '<script>document.title="pwned"</script><img src=x onerror="document.title=\'pwned\'">'
+        )
+    )
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            "from IPython.display import HTML, display\n"
+            "display(HTML('<script>document.title=\"pwned\"</script>'))"
+        )
+    )
+    write_nb(nb, sub, st)
 
 
 def build_all(ctx: Ctx) -> dict[str, Case]:

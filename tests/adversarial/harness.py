@@ -23,6 +23,7 @@ def grader_env() -> dict:
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     env.pop("BPKIT_COURSE_DIR", None)
     env.pop("BPKIT_SOURCE_DIR", None)
+    env.pop("BPKIT_DB_URL", None)
     return env
 
 
@@ -64,6 +65,13 @@ def release(course: Path, source: Path, assignment: str, timeout: float = 120) -
     return path
 
 
+def unescape(text: str) -> str:
+    """A CSV field as written by the grader with its control characters as \\xNN escapes."""
+    import re
+
+    return re.sub(r"\\x([0-9a-f]{2})", lambda m: chr(int(m.group(1), 16)), text)
+
+
 def read_csv(path: Path) -> list[dict]:
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
@@ -74,7 +82,7 @@ def grades_by_key(out: Path) -> dict[tuple[str, str], dict]:
     rows = read_csv(Path(out) / "grades.csv")
     table = {}
     for row in rows:
-        key = (row["student"], row["assignment"])
+        key = (unescape(row["student"]), row["assignment"])
         assert key not in table, f"grades.csv has two rows for {key}"
         table[key] = row
     return table
@@ -84,7 +92,7 @@ def exercise_scores(out: Path) -> dict[tuple[str, str], dict[str, float]]:
     """exercises.csv as {(student, assignment): {exercise: summed score}} (empty score -> 0)."""
     table: dict[tuple[str, str], dict[str, float]] = {}
     for row in read_csv(Path(out) / "exercises.csv"):
-        per = table.setdefault((row["student"], row["assignment"]), {})
+        per = table.setdefault((unescape(row["student"]), row["assignment"]), {})
         per[row["exercise"]] = per.get(row["exercise"], 0.0) + float(row["score"] or 0)
     return table
 
