@@ -322,7 +322,9 @@ def test_grade_statuses_and_scores(batch):
     assert "test cell ex_f_test2 deleted (2 points lost)" in r["deleted"]["reason"]
     assert "notes.txt" in r["extra"]["reason"]
     assert "my_work.ipynb" in r["renamed"]["reason"]
-    assert all(r[s]["awaiting_hand_grading"] == "1" for s in ("full", "patch"))  # the written answer
+    assert all(
+        r[s]["awaiting_hand_grading"] == "1" for s in ("full", "patch")
+    )  # the written answer
     assert "ex_f" in r["loop"]["reason"]
     assert r["nofolder"]["status"] == "missing" and r["nofolder"]["assignment"] == "01_fix"
     unknown = [x for x in read_csv(batch["out"] / "grades.csv") if x["assignment"] == "99_unknown"]
