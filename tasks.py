@@ -327,7 +327,17 @@ def cmd_test(args: argparse.Namespace, extra: list) -> None:
     say("checking every SymPy derivative against bpkit's numeric one")
     run([PY, "-m", "bpkit.symbolic"], cwd=ROOT)
     say("running the test suite")
-    cmd = [PY, "-m", "pytest", "-n", str(args.workers), "--durations=15", *extra]
+    cmd = [
+        PY,
+        "-m",
+        "pytest",
+        "-n",
+        str(args.workers),
+        "--dist",
+        "loadgroup",
+        "--durations=15",
+        *extra,
+    ]
     result = subprocess.run([str(c) for c in cmd], cwd=ROOT, env=tool_env())
     # pytest exit 5 = no tests collected: that is a failure for this project
     sys.exit(result.returncode if result.returncode != 5 else 1)
