@@ -551,7 +551,8 @@ dP_dw1 = -11                              # reached only without a memory limit
 """
 
 
-@case("mem_bytearray", {("memory", 3)}, zero=("dP_dw1",))
+# the sandbox's memory cgroup may kill the kernel before the allocation fails (later tests: 0)
+@case("mem_bytearray", {("memory", 3), ("memory", 2)}, zero=("dP_dw1",))
 def _(ctx, sub, st):
     """bytearrays grown in 256 MB steps towards 6 GB in the dP_dw1 answer cell"""
     write_nb(set_answer(ctx.solved(), "dP_dw1", MEMORY_BOMB), sub, st)
@@ -580,7 +581,9 @@ dP_dw1 = -11 if born >= 600 else None   # right only if no process limit (a few 
 """
 
 
-@case("fork_bomb", {("ok", 3)}, zero=("dP_dw1",))
+# the children hold the sandbox's whole process budget for 20 s: the kernel may then be unable to
+# start the thread its next cell needs, and that exercise (nth_prime) scores 0 too
+@case("fork_bomb", {("ok", 3), ("ok", 2)}, zero=("dP_dw1",))
 def _(ctx, sub, st):
     """fork sleeping children (up to 3000, for 3 s) in the dP_dw1 answer cell"""
     write_nb(set_answer(ctx.solved(), "dP_dw1", FORK_BOMB), sub, st)
