@@ -31,6 +31,8 @@ from .nbtools import (
 from .score import PRIORITY, score_notebook
 from .worker import WorkerPool
 
+# files nbgrader's exchange puts beside a collected submission (kept for its feedback commands)
+EXCHANGE_FILES = ("timestamp.txt", "submission_secret.txt")
 GRADER_VERSION = "2"  # verdicts by the evaluator
 MAX_BYTES = 20 << 20
 
@@ -254,7 +256,7 @@ class Grader:
         else:
             entries = [e for e in sorted(os.listdir(task.folder)) if not e.startswith(".")]
             expected = {n + ".ipynb" for n in names}
-            others = [e for e in entries if e not in expected]
+            others = [e for e in entries if e not in expected and e not in EXCHANGE_FILES]
             if not entries:
                 skip = True
                 statuses.append("missing")
@@ -468,6 +470,14 @@ class Grader:
                     / (name + ".ipynb")
                 )
                 _atomic_write(path, nbformat.writes(executed))
+                for extra in EXCHANGE_FILES:  # nbgrader's feedback commands look for these
+                    try:
+                        data = _read_regular(
+                            self.subdir / res["student"] / res["assignment"] / extra, 1 << 16
+                        )
+                    except ValueError:
+                        continue
+                    _atomic_write(path.parent / extra, data)
         write_gradebook(gb, res, self.sources)
         _atomic_write(_state_path(state_dir, res["student"], res["assignment"]), json.dumps(res))
 
