@@ -34,6 +34,23 @@ class WireError(ValueError):
     """A value could not be sent or read (too big, too deep, not data)."""
 
 
+def _enter(budget, depth):
+    """The budget [elements, bytes] left for one value (a new one at the top), less one element."""
+    budget = budget if budget is not None else [MAX_ITEMS, MAX_BYTES]
+    if depth > MAX_DEPTH:
+        raise WireError("nested more than %d levels deep" % MAX_DEPTH)
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise WireError("more than %d elements" % MAX_ITEMS)
+    return budget
+
+
+def _spend(budget, nbytes):
+    budget[1] -= nbytes
+    if budget[1] < 0:
+        raise WireError("more than %d MB" % (MAX_BYTES >> 20))
+
+
 # ------------------------------------------------------------------------------------------------
 # encoding (kernel side; also used by the evaluator for call arguments)
 # ------------------------------------------------------------------------------------------------
@@ -41,19 +58,12 @@ class WireError(ValueError):
 
 def encode(value, make_ref=None, _depth=0, _budget=None):
     """JSON-able form of value. make_ref(obj) -> handle dict for non-data objects (None: refuse)."""
-    budget = _budget if _budget is not None else [MAX_ITEMS, MAX_BYTES]
-    if _depth > MAX_DEPTH:
-        raise WireError("nested more than %d levels deep" % MAX_DEPTH)
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise WireError("more than %d elements" % MAX_ITEMS)
+    budget = _enter(_budget, _depth)
     t = type(value)
     if value is None or t is bool or t is int or t is float:
         return value
     if t is str:
-        budget[1] -= len(value)
-        if budget[1] < 0:
-            raise WireError("more than %d MB" % (MAX_BYTES >> 20))
+        _spend(budget, len(value))
         return value
     if t is complex:
         return {"$": "complex", "v": [value.real, value.imag]}
@@ -77,9 +87,7 @@ def encode(value, make_ref=None, _depth=0, _budget=None):
             return encode(value.item(), make_ref, _depth, budget)
         if t is np.ndarray and value.dtype.kind in ARRAY_KINDS:
             arr = np.ascontiguousarray(value)
-            budget[1] -= arr.nbytes
-            if budget[1] < 0:
-                raise WireError("more than %d MB" % (MAX_BYTES >> 20))
+            _spend(budget, arr.nbytes)
             return {
                 "$": "nd",
                 "dtype": arr.dtype.str,
@@ -91,9 +99,7 @@ def encode(value, make_ref=None, _depth=0, _budget=None):
 
         if isinstance(value, (sympy.Basic, sympy.MatrixBase)):
             text = sympy.srepr(value)
-            budget[1] -= len(text)
-            if budget[1] < 0:
-                raise WireError("more than %d MB" % (MAX_BYTES >> 20))
+            _spend(budget, len(text))
             return {"$": "sympy", "v": text}
     if make_ref is None:
         raise WireError("a %s is not data" % t.__name__)
@@ -115,19 +121,12 @@ def decode(obj, make_remote=None, read_sympy=None, _depth=0, _budget=None):
     make_remote(handle dict) -> proxy object (None: handles are refused).
     read_sympy(text) -> SymPy object (None: SymPy values are refused).
     """
-    budget = _budget if _budget is not None else [MAX_ITEMS, MAX_BYTES]
-    if _depth > MAX_DEPTH:
-        raise WireError("nested more than %d levels deep" % MAX_DEPTH)
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise WireError("more than %d elements" % MAX_ITEMS)
+    budget = _enter(_budget, _depth)
     t = type(obj)
     if obj is None or t is bool or t is int or t is float:
         return obj
     if t is str:
-        budget[1] -= len(obj)
-        if budget[1] < 0:
-            raise WireError("more than %d MB" % (MAX_BYTES >> 20))
+        _spend(budget, len(obj))
         return obj
     if t is list:
         return [decode(v, make_remote, read_sympy, _depth + 1, budget) for v in obj]
@@ -159,9 +158,7 @@ def decode(obj, make_remote=None, read_sympy=None, _depth=0, _budget=None):
         text = obj.get("v")
         if type(text) is not str:
             raise WireError("malformed SymPy value")
-        budget[1] -= len(text)
-        if budget[1] < 0:
-            raise WireError("more than %d MB" % (MAX_BYTES >> 20))
+        _spend(budget, len(text))
         if read_sympy is None:
             raise WireError("a SymPy value is not expected here")
         return read_sympy(text)
@@ -199,9 +196,7 @@ def _decode_array(obj, budget):
     count = math.prod(shape)
     if count * dt.itemsize > MAX_BYTES or len(b64) > 4 * (MAX_BYTES // 3 + 2):
         raise WireError("array over %d MB" % (MAX_BYTES >> 20))
-    budget[1] -= count * dt.itemsize
-    if budget[1] < 0:
-        raise WireError("more than %d MB" % (MAX_BYTES >> 20))
+    _spend(budget, count * dt.itemsize)
     try:
         raw = base64.b64decode(b64, validate=True)
     except ValueError:
