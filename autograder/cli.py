@@ -62,6 +62,11 @@ def parser():
     g.add_argument("--cell-timeout", type=_positive_float, metavar="S", help="per cell (30)")
     g.add_argument("--timeout", type=_positive_float, metavar="S", help="per submission (300)")
     g.add_argument("--memory", type=_positive_int, metavar="MB", help="per sandbox (2048)")
+    g.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:PORT",
+        help="grade on the workers of this Dask scheduler (autograder/DISTRIBUTED.md)",
+    )
     c = sub.add_parser("check", help="run your notebook and see which exercises pass")
     c.add_argument("notebook", metavar="NOTEBOOK")
     s = sub.add_parser("selfcheck", help="verify the notebooks grade themselves correctly")
@@ -92,12 +97,18 @@ def main(argv=None):
             from .settings import GraderSettings
 
             settings = GraderSettings(config=course.config)
-            for name in ("jobs", "cell_timeout", "timeout", "memory"):
+            for name in ("jobs", "cell_timeout", "timeout", "memory", "scheduler"):
                 if getattr(args, name) is not None:
                     setattr(settings, name, getattr(args, name))
             if args.no_sandbox:
                 settings.sandbox = False
-            return grade(course, args.submissions, args.out, settings)
+            from .distributed import ClusterError
+
+            try:
+                return grade(course, args.submissions, args.out, settings)
+            except ClusterError as exc:  # what was committed stays; a rerun resumes
+                sys.stderr.write("autograder: error: %s\n" % exc)
+                return 1
         if args.command == "check":
             from .check import check
 

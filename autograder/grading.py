@@ -389,7 +389,14 @@ class Grader:
         warnings.filterwarnings("ignore", module="nbgrader")  # SQLAlchemy autoflush notes
         warnings.filterwarnings("ignore", message=".*not in session.*")
         gb = Gradebook(self.course.db_url, course_id="bpkit")
-        self.pool = WorkerPool() if todo else None
+        if todo and self.settings.scheduler:
+            from .distributed import DaskPool
+
+            self.pool = DaskPool(self.settings.scheduler, self.log)
+            # keep every worker thread of the cluster busy: at least that many in flight
+            self.settings.jobs = max(self.settings.jobs, self.pool.slots)
+        else:
+            self.pool = WorkerPool() if todo else None
         if todo and self.settings.sandbox and not launch.cgroups_available():
             self.log.write(
                 "autograder: note: no writable memory cgroup here; the memory limit applies to "

@@ -4,13 +4,18 @@ Set them in autograder/nbgrader_config.py (``c.GraderSettings.cell_timeout = 60`
 command line (``grade --cell-timeout 60``); the command line wins.
 """
 
-from traitlets import Bool, Float, Integer
+from traitlets import Bool, Float, Integer, Unicode
 from traitlets.config import Configurable
 
 
 class GraderSettings(Configurable):
     jobs = Integer(1, help="Submissions graded at the same time.").tag(config=True)
     sandbox = Bool(True, help="Run submissions in the bubblewrap sandbox.").tag(config=True)
+    scheduler = Unicode(
+        "",
+        help="Dask scheduler address (tcp://HOST:PORT): grade on its workers instead of on this "
+        "machine (autograder/DISTRIBUTED.md). Empty: grade locally.",
+    ).tag(config=True)
     cell_timeout = Float(
         30.0, help="Seconds one cell (or one call into student code) may run."
     ).tag(config=True)
