@@ -136,8 +136,9 @@ def test_check_on_untouched_release(loop, tmp_path):
     path = tmp_path / (loop["name"] + ".ipynb")
     nbformat.write(loop["rel"], path)
     proc = run_cli("check", path, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # nothing attempted is not "all fine"
     assert "not attempted" in proc.stdout and "0 passed, 0 failed" in proc.stdout
+    assert "nothing attempted yet" in proc.stdout
 
 
 def test_nbgrader_autograde_agrees_with_grade(loop, tmp_path):
