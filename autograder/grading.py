@@ -402,6 +402,11 @@ class Grader:
                 "autograder: note: no writable memory cgroup here; the memory limit applies to "
                 "each kernel alone (prlimit --as)\n"
             )
+        bar = None  # a progress bar with ETA on a terminal; the line format otherwise
+        if todo and getattr(self.log, "isatty", lambda: False)():
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, initial=total - len(todo), file=self.log, unit="subm")
         try:
             for res in list(results.values()):
                 write_gradebook(gb, res, self.sources)
@@ -416,23 +421,32 @@ class Grader:
                     elapsed = time.monotonic() - t0
                     finished = done - (total - len(todo))
                     eta = elapsed / finished * (total - done) if finished else 0
-                    self.log.write(
-                        "[%d/%d] %s/%s %s %s/%s (%.1f s) elapsed %.1f s, ETA %.1f s\n"
-                        % (
-                            done,
-                            total,
-                            res["student"],
-                            res["assignment"],
-                            res["status"],
-                            fmt(res.get("score")),
-                            fmt(res.get("max_score")),
-                            res.get("seconds", 0),
-                            elapsed,
-                            eta,
-                        )
+                    line = "[%d/%d] %s/%s %s %s/%s (%.1f s) elapsed %.1f s, ETA %.1f s" % (
+                        done,
+                        total,
+                        res["student"],
+                        res["assignment"],
+                        res["status"],
+                        fmt(res.get("score")),
+                        fmt(res.get("max_score")),
+                        res.get("seconds", 0),
+                        elapsed,
+                        eta,
                     )
-                    self.log.flush()
+                    if bar is None:
+                        self.log.write(line + "\n")
+                        self.log.flush()
+                        continue
+                    bar.set_postfix_str(
+                        "%s/%s %s" % (res["student"], res["assignment"], res["status"]),
+                        refresh=False,
+                    )
+                    bar.update(1)
+                    if res["status"] != "ok":  # problems stay on screen above the bar
+                        bar.write(line, file=self.log)
         finally:
+            if bar is not None:
+                bar.close()
             gb.close()
             if self.pool is not None:
                 self.pool.close()
