@@ -159,11 +159,21 @@ def _is_test(cell):
 
 
 def _sympy_reader():
-    try:
-        from bpkit.course.answers import read_srepr
-    except ImportError:
-        return None
-    return read_srepr
+    """SymPy text from the kernel -> expression: read without eval (read_srepr builds it
+    unevaluated, with caps on size, depth and exponents), then rebuilt from the leaves up so it
+    compares with == like the expression the student built."""
+    from bpkit.course.answers import read_srepr
+
+    def evaluated(e):
+        args = getattr(e, "args", ())
+        if not args or not callable(getattr(e, "func", None)):
+            return e
+        try:
+            return e.func(*[evaluated(a) for a in args])
+        except Exception:  # noqa: BLE001 (a node SymPy will not rebuild stays as it was read)
+            return e
+
+    return lambda text: evaluated(read_srepr(text))
 
 
 # ------------------------------------------------------------------------------------------------

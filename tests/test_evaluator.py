@@ -213,3 +213,25 @@ def test_evaluator_decides_and_ignores_the_kernels_shell():
     assert "expected 2, got 3" in result["verdicts"]["ex_x_test"]["evalue"]
     right = _evaluate(src, src)
     assert all(v["passed"] for v in right["verdicts"].values()), right["verdicts"]
+
+
+def test_sympy_answers_cross_as_text_and_compare_equal():
+    import sympy as sp
+
+    from autograder.worker import _sympy_reader
+
+    read = _sympy_reader()
+    z, w = sp.Symbol("z"), sp.Symbol("w", real=True)
+    g = sp.Function("g")
+    for expr in (
+        3 * w * sp.Derivative(g(z), z) + 2,
+        sp.Rational(1, 2) * (w - 1) ** 2,
+        sp.Matrix([[w, 1], [2, z]]),
+        sp.Subs(sp.Derivative(g(z), z), z, w),
+    ):
+        sent = json.dumps(wire.encode(expr))
+        assert wire.loads(sent, read_sympy=read) == expr
+    with pytest.raises(ValueError):
+        wire.loads(
+            json.dumps({"$": "sympy", "v": "__import__('os').system('true')"}), read_sympy=read
+        )
