@@ -46,11 +46,23 @@ import uuid
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from .config import HERE, REPO, UserError
+from .config import REPO, UserError
 from .worker import WorkerPool
 
 # packages whose version can change a grade (the kernel's and the evaluator's)
 PACKAGES = ("numpy", "sympy", "matplotlib", "nbformat", "ipykernel", "jupyter_client")
+# the code that runs on a worker (scoring, CSVs and feedback stay on the client)
+WORKER_CODE = (
+    "autograder/config.py",
+    "autograder/distributed.py",
+    "autograder/evaluator.py",
+    "autograder/launch.py",
+    "autograder/nbtools.py",
+    "autograder/settings.py",
+    "autograder/worker.py",
+    "autograder/sandbox/*.py",
+    "bpkit/**/*.py",
+)
 
 
 class ClusterError(BaseException):
@@ -71,8 +83,9 @@ _FINGERPRINT = None
 
 
 def fingerprint():
-    """SHA-256 of the grader's and bpkit's Python files, the Python version and the versions of
-    the packages that grade; equal on the client and every worker, or grades could differ."""
+    """SHA-256 of the code that grades on a worker (WORKER_CODE), the Python version and the
+    versions of the packages that grade; equal on the client and every worker, or grades could
+    differ."""
     global _FINGERPRINT
     if _FINGERPRINT is None:
         h = hashlib.sha256(sys.version.split()[0].encode())
@@ -81,20 +94,38 @@ def fingerprint():
                 h.update(("%s=%s" % (name, version(name))).encode())
             except PackageNotFoundError:
                 h.update(("%s=-" % name).encode())
-        for root in (HERE, REPO / "bpkit"):
-            for path in sorted(root.rglob("*.py")):
+        for pattern in WORKER_CODE:
+            for path in sorted(REPO.glob(pattern)):
                 h.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
         _FINGERPRINT = h.hexdigest()
     return _FINGERPRINT
 
 
-def worker_report():
-    """What the client checks on every Dask worker before a run (runs on the worker)."""
+def sandbox_probe():
+    """None when bubblewrap can make this worker's namespaces, else why not (a container
+    without the rights bwrap needs fails here, not in every job)."""
     from . import launch
 
+    bwrap = launch.bwrap_path()
+    if not bwrap:
+        return "no bubblewrap (bwrap)"
+    cmd = [bwrap, "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+    cmd += ["--die-with-parent", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "true"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return "bwrap failed (%s)" % exc
+    if proc.returncode:
+        why = proc.stderr.strip()[:200] or "exit %d" % proc.returncode
+        return "bwrap cannot make a sandbox here (%s)" % why
+    return None
+
+
+def worker_report():
+    """What the client checks on every Dask worker before a run (runs on the worker)."""
     return {
         "fingerprint": fingerprint(),
-        "bwrap": launch.bwrap_path(),
+        "sandbox": sandbox_probe(),
         "python": sys.version.split()[0],
         "repo": str(REPO),
         "host": os.uname().nodename,
@@ -256,6 +287,10 @@ def grade_task(job_json, mpl, data, timeout, client_fingerprint):
         result = pool.evaluate(job, timeout)
     except (ConnectionError, FileNotFoundError):  # the warm parent died: start another, once
         result = _local_pool(renew=True).evaluate(job, timeout)
+    if job.get("sandbox") and result.get("error") and not result.get("ready"):
+        why = sandbox_probe()  # this worker cannot sandbox at all: not this submission's fault
+        if why:
+            raise WrongWorker("Dask worker %s: %s" % (me.address, why))
     seconds = result.get("seconds")
     if not isinstance(seconds, dict):
         seconds = result["seconds"] = {}
@@ -272,7 +307,7 @@ def grade_task(job_json, mpl, data, timeout, client_fingerprint):
 class DaskPool:
     """The grader's handle on a Dask cluster; `evaluate(job, timeout)` is thread-safe."""
 
-    def __init__(self, address, log=sys.stderr):
+    def __init__(self, address, log=sys.stderr, sandbox=True):
         try:
             import dask
             from dask.utils import parse_timedelta
@@ -281,7 +316,7 @@ class DaskPool:
             raise UserError(
                 "--scheduler needs the 'distributed' package (pip install distributed)"
             ) from None
-        self.address, self.log = address, log
+        self.address, self.log, self.sandbox = address, log, sandbox
         # how long to wait for the scheduler, at the start and after losing it (Dask's setting
         # distributed.comm.timeouts.connect, e.g. DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=60s)
         self.connect_timeout = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"))
@@ -312,8 +347,8 @@ class DaskPool:
         for addr, info in sorted(self.client.run(worker_report).items()):
             if info["fingerprint"] != self.fingerprint:
                 bad.append("%s (%s: other grader code or package versions)" % (addr, info["host"]))
-            elif not info["bwrap"]:
-                bad.append("%s (%s: no bubblewrap)" % (addr, info["host"]))
+            elif self.sandbox and info["sandbox"]:
+                bad.append("%s (%s: %s)" % (addr, info["host"], info["sandbox"]))
         if bad:
             raise UserError(
                 "Dask workers unlike this grader (same checkout, venv and bwrap needed, see "

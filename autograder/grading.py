@@ -392,7 +392,7 @@ class Grader:
         if todo and self.settings.scheduler:
             from .distributed import DaskPool
 
-            self.pool = DaskPool(self.settings.scheduler, self.log)
+            self.pool = DaskPool(self.settings.scheduler, self.log, self.settings.sandbox)
             # keep every worker thread of the cluster busy: at least that many in flight
             self.settings.jobs = max(self.settings.jobs, self.pool.slots)
         else:

@@ -383,3 +383,19 @@ def test_unreachable_scheduler_is_a_usage_error(batch):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.startswith("autograder: error: cannot reach the Dask scheduler"), proc.stderr
     assert not (batch["root"] / "out_unreachable" / "grades.csv").exists()
+
+
+def test_a_worker_unlike_the_client_is_refused(cluster):
+    """Other grading code or packages on a worker (here: the client's fingerprint changed)."""
+    from autograder.config import UserError
+    from autograder.distributed import DaskPool
+
+    pool = DaskPool(cluster.address)
+    try:
+        assert pool.slots == 2
+        pool.check_workers()  # the same checkout: accepted
+        pool.fingerprint = "0" * 64
+        with pytest.raises(UserError, match="other grader code or package versions"):
+            pool.check_workers()
+    finally:
+        pool.close()
