@@ -1,6 +1,7 @@
 """Course paths, the gradebook's database URL and the nbgrader configuration (loaded from
 autograder/nbgrader_config.py)."""
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -29,22 +30,43 @@ class Course:
         self.root = Path(course).resolve()
         self.source = Path(source).resolve()
         self._db_url = check_db_url(db_url or os.environ.get("BPKIT_DB_URL") or None)
-        # nbgrader_config.py reads these variables: one place for the settings
-        os.environ["BPKIT_COURSE_DIR"] = str(self.root)
-        os.environ["BPKIT_SOURCE_DIR"] = str(self.source)
-        if self._db_url:
-            os.environ["BPKIT_DB_URL"] = self._db_url
-        venv_bin = str(Path(os.sys.executable).parent)
-        if venv_bin not in os.environ.get("PATH", "").split(os.pathsep):
-            os.environ["PATH"] = venv_bin + os.pathsep + os.environ.get("PATH", "")
         self._config = None
+
+    def env(self):
+        """The variables nbgrader_config.py reads (one place for the settings), and the venv on
+        PATH (nbgrader runs `alembic` by bare name)."""
+        env = {"BPKIT_COURSE_DIR": str(self.root), "BPKIT_SOURCE_DIR": str(self.source)}
+        if self._db_url:
+            env["BPKIT_DB_URL"] = self._db_url
+        venv_bin = str(Path(os.sys.executable).parent)
+        path = os.environ.get("PATH", "")
+        if venv_bin not in path.split(os.pathsep):
+            env["PATH"] = venv_bin + os.pathsep + path
+        return env
+
+    @contextlib.contextmanager
+    def environment(self):
+        """os.environ with env() while nbgrader's code runs; as it was afterwards."""
+        new = self.env()
+        saved = {k: os.environ.get(k) for k in new}
+        os.environ.update(new)
+        try:
+            yield
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
     @property
     def config(self):
         if self._config is None:
             from traitlets.config.loader import PyFileConfigLoader
 
-            self._config = PyFileConfigLoader("nbgrader_config.py", path=str(HERE)).load_config()
+            with self.environment():
+                loader = PyFileConfigLoader("nbgrader_config.py", path=str(HERE))
+                self._config = loader.load_config()
         return self._config
 
     @property

@@ -22,7 +22,8 @@ def generate(course, assignment, log=None):
     api = NbGraderAPI(coursedir=CourseDirectory(config=cfg), config=cfg)
     api.log.addHandler(handler)
     try:
-        res = api.generate_assignment(assignment, force=True, create=True)
+        with course.environment():
+            res = api.generate_assignment(assignment, force=True, create=True)
     finally:
         api.log.removeHandler(handler)
     if not res.get("success"):
