@@ -1,7 +1,6 @@
 """Shared test fixtures: a tiny nbgrader course built in a temp folder, and a CLI runner."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -111,12 +110,11 @@ class FixtureCourse:
 
 
 def run_cli(*args, timeout=600, env=None, cwd=None):
-    """Run `python -m autograder ARGS`; returns CompletedProcess with text stdout/stderr."""
-    full_env = dict(os.environ)
-    full_env["PATH"] = VENV_BIN + os.pathsep + full_env.get("PATH", "")
-    full_env.pop("BPKIT_COURSE_DIR", None)
-    full_env.pop("BPKIT_SOURCE_DIR", None)
-    full_env.pop("BPKIT_DB_URL", None)
+    """Run `python -m autograder ARGS`; returns CompletedProcess with text stdout/stderr.
+    The environment is the one every grader subprocess of the tests gets (harness.grader_env)."""
+    from adversarial.harness import grader_env
+
+    full_env = grader_env()
     full_env["PYTHONPATH"] = str(REPO)
     if env:
         full_env.update(env)
