@@ -99,3 +99,20 @@ def test_release_keeps_locks_and_tags():
     assert locked and all(c.metadata.get("editable") is False for c in locked)
     tests = [c for c in nb.cells if c.cell_type == "code" and c.metadata["nbgrader"]["grade"]]
     assert tests and all("raises-exception" in c.metadata.get("tags", []) for c in tests)
+
+
+def test_coverage_places_exist():
+    """notebooks/COVERAGE.md stays current: every notebook/grade_id it names is a cell."""
+    import re
+
+    ids = {
+        p.parent.name: {
+            c.metadata["nbgrader"]["grade_id"] for c in nbformat.read(p, as_version=4).cells
+        }
+        for p in NOTEBOOKS
+    }
+    text = (NOTEBOOKS[0].parents[1] / "COVERAGE.md").read_text()
+    places = re.findall(r"\b(\d\d_[a-z0-9_]+)/([A-Za-z0-9_-]+)", text)
+    assert len(places) > 100
+    missing = [f"{nb}/{gid}" for nb, gid in places if gid not in ids.get(nb, ())]
+    assert not missing, f"COVERAGE.md names cells that do not exist: {missing[:10]}"
