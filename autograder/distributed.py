@@ -366,41 +366,42 @@ class DaskPool:
             return fut
 
     def evaluate(self, job, timeout):
-        from asyncio import CancelledError
-
         t0 = time.monotonic()
         job = dict(job)
         folders = {k: job.pop(k, None) for k in ("mpl", "data")}
         payload = json.dumps(job, separators=(",", ":"))
-        while True:
+        for attempt in range(4):
             if self.broken:
                 raise ClusterError(self.broken)
-            files = [self._file_future(folders[k]) if folders[k] else None for k in folders]
-            fut = self.client.submit(
-                grade_task,
-                payload,
-                *files,
-                timeout,
-                self.fingerprint,
-                key="bpkit-grade-" + uuid.uuid4().hex,
-                pure=False,
-            )
+            try:
+                files = [self._file_future(folders[k]) if folders[k] else None for k in folders]
+                fut = self.client.submit(
+                    grade_task,
+                    payload,
+                    *files,
+                    timeout,
+                    self.fingerprint,
+                    key="bpkit-grade-" + uuid.uuid4().hex,
+                    pure=False,
+                )
+            except Exception:  # the client is closed or reconnecting
+                self._wait_or_abort(attempt)
+                continue
             with self._lock:
                 self._pending.add(fut)
             try:
                 result = fut.result()
-            except CancelledError:
-                if self.broken:
-                    raise ClusterError(self.broken) from None
-                if self._reconnected():
-                    continue  # the scheduler came back (its state is new): submit again
-                self.abort(
-                    "lost the Dask scheduler at %s; rerun the same command to resume" % self.address
-                )
-                raise ClusterError(self.broken) from None
             except WrongWorker as exc:
                 self.abort("%s; rerun the same command to resume" % exc)
                 raise ClusterError(self.broken) from None
+            except Exception:
+                # the task's own exception (KilledWorker included): the submission's error row;
+                # anything else (cancelled: the scheduler connection was lost, the client closed)
+                # is the cluster's, never a row
+                if fut.status == "error":
+                    raise
+                self._wait_or_abort(attempt)
+                continue
             finally:
                 with self._lock:
                     self._pending.discard(fut)
@@ -409,6 +410,14 @@ class DaskPool:
             if isinstance(seconds, dict) and "worker" in seconds:
                 seconds["dask"] = round(time.monotonic() - t0 - seconds["worker"], 3)
             return result
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _wait_or_abort(self, attempt):
+        """Return once the client is connected again (the caller submits again), else stop."""
+        if not self.broken and attempt < 3 and self._reconnected():
+            return
+        self.abort("lost the Dask scheduler at %s; rerun the same command to resume" % self.address)
+        raise ClusterError(self.broken)
 
     def _reconnected(self, wait=None):
         """True once the client is connected again (Dask reconnects on its own for its timeout)."""

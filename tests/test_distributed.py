@@ -399,3 +399,47 @@ def test_a_worker_unlike_the_client_is_refused(cluster):
             pool.check_workers()
     finally:
         pool.close()
+
+
+def test_scheduler_lost_stops_without_error_rows(batch, tmp_path):
+    """The scheduler killed mid-run: grade stops (exit 1) and records no row for the submissions
+    in flight; what it committed before stays (a rerun resumes from there)."""
+    name = "schedulerlost"
+    small = Cluster(tmp_path)  # a cluster of its own: this test kills its scheduler
+    try:
+        small.add_worker("solo")
+        grade = subprocess.Popen(
+            [sys.executable, "-m", "autograder", *map(str, _args(batch, name))]
+            + ["--scheduler", small.address],
+            env=dict(_env(), DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="3s"),
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        lines = []
+        watchdog = threading.Timer(180, lambda: os.killpg(grade.pid, signal.SIGKILL))
+        watchdog.start()
+        try:
+            for line in grade.stderr:
+                lines.append(line)
+                if PROGRESS.match(line):
+                    os.killpg(small.procs[0].pid, signal.SIGKILL)  # the scheduler
+                    break
+            lines.extend(grade.stderr)
+            grade.wait(timeout=60)
+        finally:
+            watchdog.cancel()
+            if grade.poll() is None:
+                os.killpg(grade.pid, signal.SIGKILL)
+                grade.wait()
+    finally:
+        small.close()
+    text = "".join(lines)
+    assert grade.returncode == 1, text[-3000:]
+    assert "autograder: error: lost the Dask scheduler at %s" % small.address in text, text
+    out = batch["root"] / f"out_{name}"
+    states = [json.loads(p.read_text()) for p in (out / ".state").glob("*.json")]
+    assert sorted(s["student"] for s in states) == sorted(_progress(text)), text
+    assert [s["student"] for s in states if s["status"] != "ok"] == [], text
