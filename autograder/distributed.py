@@ -3,7 +3,8 @@
 `DaskPool` has the interface of `worker.WorkerPool` (`evaluate(job, timeout) -> dict`): each
 notebook becomes one Dask task that runs `worker.evaluate(job)` on a Dask worker, in a process
 forked for that job from a warm parent that the Dask worker starts on first use (one per Dask
-worker process: the `WorkerPool` of worker.py). The sandbox and the evaluator never share a
+worker process: worker.py's `WorkerPool`, which here also exits when its Dask worker dies, and
+takes its jobs and their sandboxes with it). The sandbox and the evaluator never share a
 process with another job, nor with the Dask worker's interpreter. Results come back to the one
 client process, which alone writes the gradebook, the CSVs and the state files, so resume and
 exactly-once hold as in a local run.
@@ -15,11 +16,13 @@ Failures:
   The client receives one result per task, and the grader commits one result per submission.
 - a task that raises is not retried: the exception reaches the grader, which records the row as
   a grader error, as it does for a local worker.
-- losing the scheduler: the Dask client tries to reconnect (for `connect_timeout` seconds); jobs
-  are submitted again once it is back, else the run stops with `ClusterError` and writes
-  nothing more; a rerun resumes.
-- a worker whose grader code, packages or bubblewrap differ from the client's is refused: before
-  the run (every worker connected then) and per task (workers that joined later).
+- losing the scheduler cancels every task in flight (never an `error` row): the Dask client
+  reconnects for `distributed.comm.timeouts.connect` (30 s by default) and the jobs are submitted
+  again once it is back; else the run stops with `ClusterError` (exit 1) and records nothing
+  more; a rerun resumes.
+- a worker whose grading code or packages differ from the client's, or that cannot start a
+  sandbox, is refused: before the run (the workers connected then) and on its first task (workers
+  that joined later); the run stops rather than record error rows a rerun would not regrade.
 
 The matplotlib font cache and the assignment's data files (folders named in the job) travel as
 tar archives held by Dask (a task whose result is the archive, so a lost copy is recomputed, not
