@@ -1,87 +1,40 @@
 """grade: sandboxed, parallel, resumable grading of a submitted/ tree into CSVs, feedback and the
 nbgrader gradebook. See autograder/README.md for the status rules."""
 
-import csv
 import hashlib
 import json
 import os
-import re
 import shutil
-import stat
 import sys
-import threading
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
 from . import launch
 from .config import NAME_RE, UserError
+from .discover import EXCHANGE_FILES, discover, read_regular
 from .nbtools import (
-    exercise_of,
     fmt,
     graded_cells,
     nbg,
     prepare_submission,
     read_notebook_text,
 )
+from .report import (
+    atomic_write,
+    ensure_gradebook,
+    executed_notebook,
+    feedback_html,
+    write_csvs,
+    write_gradebook,
+)
 from .score import PRIORITY, score_notebook
 from .worker import WorkerPool
 
-# files nbgrader's exchange puts beside a collected submission (kept for its feedback commands)
-EXCHANGE_FILES = ("timestamp.txt", "submission_secret.txt")
 GRADER_VERSION = "2"  # verdicts by the evaluator
-MAX_BYTES = 20 << 20
-
-
-@dataclass
-class Task:
-    student: str
-    assignment: str
-    folder: Path | None
-    status: str | None = None  # set when decided without running (invalid/missing)
-    reason: str = ""
-    key: str = ""
-
-
-def _atomic_write(path, data):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(".%s.tmp%d" % (path.name, threading.get_ident()))
-    with open(tmp, "wb") as f:
-        f.write(data if isinstance(data, bytes) else data.encode())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _read_regular(path, limit=MAX_BYTES):
-    """Bytes of a regular file, refusing symlinks and files over `limit` (ValueError)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError as exc:
-        if os.path.islink(path):
-            raise ValueError("%s is a symbolic link" % Path(path).name) from None
-        raise ValueError("%s cannot be read (%s)" % (Path(path).name, exc.strerror)) from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError("%s is not a regular file" % Path(path).name)
-        if st.st_size > limit:
-            raise ValueError(
-                "%s is %.1f MB, over the %d MB limit"
-                % (Path(path).name, st.st_size / 2**20, limit >> 20)
-            )
-        with os.fdopen(os.dup(fd), "rb") as f:
-            data = f.read(limit + 1)
-        if len(data) > limit:
-            raise ValueError("%s is over the %d MB limit" % (Path(path).name, limit >> 20))
-        return data
-    finally:
-        os.close(fd)
 
 
 class Grader:
@@ -115,81 +68,7 @@ class Grader:
 
     # ---------- discovery ----------
     def discover(self):
-        students = {}
-        for entry in sorted(os.listdir(self.subdir)):
-            path = self.subdir / entry
-            if entry.startswith("."):
-                if path.is_dir() and not path.is_symlink():
-                    students[entry] = (
-                        "invalid",
-                        "hidden folder name %r (starts with a dot)" % entry,
-                    )
-                else:
-                    self.log.write(
-                        "autograder: ignoring hidden entry %r at the top of the submissions\n"
-                        % entry
-                    )
-                continue
-            if path.is_symlink():
-                students[entry] = ("invalid", "student folder is a symbolic link")
-            elif not path.is_dir():
-                self.log.write(
-                    "autograder: ignoring file %s at the top of the submissions\n" % entry
-                )
-            elif not NAME_RE.match(entry):
-                students[entry] = ("invalid", "odd student folder name %r" % entry)
-            else:
-                students[entry] = None
-        if not students:
-            raise UserError(
-                "no student folders in %s (expected <student>/<assignment>/"
-                "<notebook>.ipynb)" % self.subdir
-            )
-        scope, extra = set(), []
-        for student, problem in students.items():
-            if problem:
-                continue
-            for entry in sorted(os.listdir(self.subdir / student)):
-                path = self.subdir / student / entry
-                if entry in self.known:
-                    scope.add(entry)
-                elif path.is_dir() and not entry.startswith("."):
-                    extra.append(
-                        Task(
-                            student, entry, path, "invalid", "unknown assignment folder %r" % entry
-                        )
-                    )
-        if not scope:
-            scope = set()
-        tasks = list(extra)
-        for student, problem in students.items():
-            for assignment in sorted(scope):
-                if problem:
-                    tasks.append(Task(student, assignment, None, *problem))
-                    continue
-                folder = self.subdir / student / assignment
-                if not folder.exists() and not folder.is_symlink():
-                    tasks.append(
-                        Task(student, assignment, None, "missing", "no folder %s" % assignment)
-                    )
-                elif folder.is_symlink() or not folder.is_dir():
-                    tasks.append(
-                        Task(
-                            student,
-                            assignment,
-                            folder,
-                            "invalid",
-                            "%s is a symbolic link or not a folder" % assignment,
-                        )
-                    )
-                else:
-                    tasks.append(Task(student, assignment, folder))
-        if not tasks:
-            raise UserError(
-                "no assignment folders of known assignments (%s) in %s"
-                % (", ".join(self.known), self.subdir)
-            )
-        return sorted(tasks, key=lambda t: (t.student, t.assignment)), sorted(scope)
+        return discover(self.subdir, self.known, self.log)
 
     def load_sources(self, scope):
         cache = self.outdir / ".cache"
@@ -235,7 +114,7 @@ class Grader:
             h.update(self.src_bytes.get((task.assignment, name), b""))
             if task.folder is not None and task.status is None:
                 try:
-                    h.update(_read_regular(task.folder / (name + ".ipynb")))
+                    h.update(read_regular(task.folder / (name + ".ipynb")))
                 except ValueError as exc:
                     h.update(str(exc).encode())
         if task.folder is not None and task.status is None:
@@ -294,7 +173,7 @@ class Grader:
                 )
                 continue
             try:
-                sub = read_notebook_text(_read_regular(path).decode("utf-8"))
+                sub = read_notebook_text(read_regular(path).decode("utf-8"))
             except (ValueError, UnicodeDecodeError) as exc:
                 statuses.append("invalid")
                 reasons.append(str(exc) if isinstance(exc, ValueError) else "not UTF-8 text")
@@ -323,7 +202,7 @@ class Grader:
                     self.settings,
                 )
                 out = self.outdir / "feedback" / task.student / a / (name + ".html")
-                _atomic_write(out, html)
+                atomic_write(out, html)
                 nb_res["feedback"] = str(out.relative_to(self.outdir))
         statuses.append("ok")
         res["status"] = min(statuses, key=PRIORITY.index)
@@ -490,94 +369,17 @@ class Grader:
                     / res["assignment"]
                     / (name + ".ipynb")
                 )
-                _atomic_write(path, nbformat.writes(executed))
+                atomic_write(path, nbformat.writes(executed))
                 for extra in EXCHANGE_FILES:  # nbgrader's feedback commands look for these
                     try:
-                        data = _read_regular(
+                        data = read_regular(
                             self.subdir / res["student"] / res["assignment"] / extra, 1 << 16
                         )
                     except ValueError:
                         continue
-                    _atomic_write(path.parent / extra, data)
+                    atomic_write(path.parent / extra, data)
         write_gradebook(gb, res, self.sources)
-        _atomic_write(_state_path(state_dir, res["student"], res["assignment"]), json.dumps(res))
-
-
-def _clean_output(out):
-    """An output from the sandbox as a valid nbformat output, or None (untrusted input)."""
-    if not isinstance(out, dict):
-        return None
-    kind = out.get("output_type")
-    if kind == "stream" and out.get("name") in ("stdout", "stderr"):
-        return nbformat.v4.new_output("stream", name=out["name"], text=str(out.get("text", "")))
-    if kind in ("display_data", "execute_result"):
-        data = out.get("data")
-        if not isinstance(data, dict):
-            return None
-        data = {str(k): v for k, v in data.items() if isinstance(v, str) or _shallow(v)}
-        md = out.get("metadata") if isinstance(out.get("metadata"), dict) else {}
-        new = nbformat.v4.new_output("display_data", data=data, metadata=md)
-        if kind == "execute_result":
-            new = nbformat.v4.new_output(
-                "execute_result", data=data, metadata=md, execution_count=None
-            )
-        return new
-    if kind == "error":
-        tb = out.get("traceback") if isinstance(out.get("traceback"), list) else []
-        return nbformat.v4.new_output(
-            "error",
-            ename=str(out.get("ename", ""))[:200],
-            evalue=str(out.get("evalue", ""))[:2000],
-            traceback=[str(x) for x in tb][:200],
-        )
-    return None
-
-
-def _shallow(value, limit=20):
-    """True for JSON data nested at most `limit` deep (deeper data is dropped from outputs)."""
-    stack = [(value, 0)]
-    while stack:
-        v, depth = stack.pop()
-        if depth > limit:
-            return False
-        if isinstance(v, dict):
-            stack.extend((x, depth + 1) for x in v.values())
-        elif isinstance(v, list):
-            stack.extend((x, depth + 1) for x in v)
-    return True
-
-
-def executed_notebook(prepared, evaluation):
-    """The prepared notebook with the kernel's outputs on the student's and locked cells and the
-    evaluator's outputs on the test cells."""
-    import copy
-
-    nb = copy.deepcopy(prepared)
-    outputs = evaluation.get("outputs") if isinstance(evaluation.get("outputs"), dict) else {}
-    verdicts = evaluation.get("verdicts") or {}
-    for i, cell in enumerate(nb.cells):
-        if cell.cell_type != "code":
-            continue
-        md = nbg(cell)
-        if md.get("grade") and md.get("grade_id"):
-            v = verdicts.get(md["grade_id"])
-            outs = (
-                v["outputs"]
-                if v
-                else [
-                    {
-                        "output_type": "stream",
-                        "name": "stdout",
-                        "text": "[not run: the notebook stopped before this test]\n",
-                    }
-                ]
-            )
-        else:
-            outs = outputs.get(str(i)) if isinstance(outputs.get(str(i)), list) else []
-        cleaned = [_clean_output(o) for o in outs[:500]]
-        cell.outputs = [o for o in cleaned if o is not None]
-        cell.execution_count = None
-    return nb
+        atomic_write(_state_path(state_dir, res["student"], res["assignment"]), json.dumps(res))
 
 
 def _state_path(state_dir, student, assignment):
@@ -593,193 +395,6 @@ def _load_state(state_dir, task):
     except (OSError, ValueError):
         return None
     return data if data.get("key") == task.key else None
-
-
-def ensure_gradebook(course, scope, sources):
-    """Make sure each assignment is in the gradebook with the source's grade cells (else release).
-
-    Several graders may share one database (PostgreSQL): one of them at a time checks and
-    (re)releases, under an advisory lock; the check looks in the database itself, never at a file.
-    """
-    from nbgrader.api import Gradebook, MissingEntry
-    from sqlalchemy import create_engine, text
-
-    from .release import generate
-
-    course.root.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(course.db_url)
-    postgres = engine.dialect.name == "postgresql"
-    try:
-        with engine.connect() as lock:
-            if postgres:
-                lock.execute(text("SELECT pg_advisory_lock(7243101)"))
-            try:
-                stale = []
-                with Gradebook(course.db_url, course_id="bpkit") as gb:
-                    for a in scope:
-                        try:
-                            for name in course.notebooks(a):
-                                nb = gb.find_notebook(name, a)
-                                have = {(c.name, float(c.max_score)) for c in nb.grade_cells}
-                                want = {
-                                    (g["grade_id"], g["points"])
-                                    for g in graded_cells(sources[(a, name)])
-                                }
-                                if have != want:
-                                    raise MissingEntry()
-                        except MissingEntry:
-                            stale.append(a)
-                for a in stale:
-                    generate(course, a)
-            finally:
-                if postgres:
-                    lock.execute(text("SELECT pg_advisory_unlock(7243101)"))
-    finally:
-        engine.dispose()
-
-
-def write_gradebook(gb, res, sources):
-    """Upsert student, submission and auto scores (idempotent); fills res score/max_score/rows."""
-    from nbgrader.api import MissingEntry
-
-    student, a = res["student"], res["assignment"]
-    rows, total, max_total, awaiting = [], 0.0, 0.0, 0.0
-    # no submission record for rows without a readable notebook (nbgrader export shows 0)
-    use_gb = bool(
-        NAME_RE.match(student) and res["notebooks"] and res["status"] not in ("invalid", "missing")
-    )
-    if NAME_RE.match(student) and res["notebooks"]:
-        gb.update_or_create_student(student)
-    if use_gb:
-        gb.update_or_create_submission(a, student)
-    for name, nb_res in res["notebooks"].items():
-        for g in graded_cells(sources[(a, name)]):
-            gid, auto = g["grade_id"], nb_res["grades"].get(g["grade_id"])
-            manual = None
-            if use_gb:
-                try:
-                    grade = gb.find_grade(gid, name, a, student)
-                    if g["kind"] == "test":
-                        grade.auto_score = auto
-                        grade.needs_manual_grade = auto is None and grade.manual_score is None
-                    else:
-                        grade.needs_manual_grade = grade.manual_score is None
-                    manual = grade.manual_score
-                except MissingEntry:
-                    pass
-            score = manual if manual is not None else auto
-            total += score or 0.0
-            max_total += g["points"]
-            if g["kind"] == "test":
-                by = "hand" if manual is not None else "auto"
-            else:
-                by = "hand" if manual is not None else "hand: waiting"
-                if manual is None:
-                    awaiting += g["points"]
-            rows.append([student, a, exercise_of(gid), gid, fmt(score), fmt(g["points"]), by])
-    if use_gb:
-        gb.db.commit()
-    res["score"], res["max_score"], res["rows"] = total, max_total, rows
-    res["awaiting"] = awaiting
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def _field(value):
-    """A CSV field with its control characters written as escapes (\\x0a): a student-chosen
-    name or grade_id cannot forge rows, and stays recognisable."""
-    return _CONTROL.sub(lambda m: "\\x%02x" % ord(m.group()), str(value))
-
-
-def write_csvs(outdir, results, sources):
-    with open(outdir / "grades.csv.tmp", "w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(
-            [
-                "student",
-                "assignment",
-                "score",
-                "max_score",
-                "awaiting_hand_grading",
-                "status",
-                "reason",
-            ]
-        )
-        for r in results:
-            w.writerow(
-                _field(x)
-                for x in [
-                    r["student"],
-                    r["assignment"],
-                    fmt(r["score"]),
-                    fmt(r["max_score"]),
-                    fmt(r.get("awaiting", 0)),
-                    r["status"],
-                    r["reason"],
-                ]
-            )
-    os.replace(outdir / "grades.csv.tmp", outdir / "grades.csv")
-    with open(outdir / "exercises.csv.tmp", "w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(
-            ["student", "assignment", "exercise", "grade_id", "score", "max_score", "graded_by"]
-        )
-        for r in results:
-            w.writerows([_field(x) for x in row] for row in r["rows"])
-    os.replace(outdir / "exercises.csv.tmp", outdir / "exercises.csv")
-
-
-NOT_ATTEMPTED = ("NotAnswered", "NotImplementedError")
-
-
-def feedback_html(executed, task, name, nb_res, statuses, reasons, src, verdicts, settings):
-    """The feedback page, rendered in a child process with a time and memory limit (a plain page
-    with the scores when the notebook cannot be rendered within them)."""
-    from .feedback import FeedbackSummary, TestRow, fallback_page, render_feedback_checked
-
-    rows, score, max_score, awaiting = [], 0.0, 0.0, 0.0
-    answers = {nbg(c).get("grade_id"): c for c in executed.cells if nbg(c).get("solution")}
-    for g in graded_cells(src):
-        gid, points = g["grade_id"], g["points"]
-        max_score += points
-        if g["kind"] == "test":
-            v = verdicts.get(gid) or {}
-            got = nb_res["grades"].get(gid) or 0.0
-            score += got
-            if v.get("passed"):
-                state, msg = "passed", ""
-            else:
-                ename, evalue = v.get("ename", ""), (v.get("evalue") or "not run").strip()
-                state = "not attempted" if ename in NOT_ATTEMPTED else "failed"
-                msg = evalue.splitlines()[-1] if evalue else ename
-            rows.append(TestRow(gid, exercise_of(gid), points, got, state, msg[:500]))
-        else:
-            cell = answers.get(gid)
-            text = (cell.source if cell is not None else "").strip()
-            empty = not text or text == "YOUR ANSWER HERE"
-            awaiting += points
-            rows.append(
-                TestRow(gid, gid, points, None, "written: empty" if empty else "written: waiting")
-            )
-    summary = FeedbackSummary(
-        student=task.student,
-        assignment=task.assignment,
-        notebook=name,
-        status=min(statuses + ["ok"], key=PRIORITY.index),
-        reasons=list(reasons),
-        tests=rows,
-        score=score,
-        max_score=max_score,
-        awaiting_hand_points=awaiting,
-    )
-    html, why = render_feedback_checked(
-        json.loads(nbformat.writes(executed)),
-        summary,
-        timeout_s=settings.feedback_timeout,
-        memory_mb=settings.feedback_memory,
-    )
-    return html if html is not None else fallback_page(summary, why or "")
 
 
 def grade(course, submissions, outdir, settings, log=sys.stderr):
