@@ -72,6 +72,13 @@ def parser():
     s = sub.add_parser("selfcheck", help="verify the notebooks grade themselves correctly")
     s.add_argument("assignments", nargs="*", metavar="ASSIGNMENT")
     s.add_argument("--jobs", type=_positive_int, default=1)
+    s.add_argument(
+        "--evaluator",
+        choices=["all", "first", "none"],
+        default="all",
+        help="grade the source, the student version and every (all) or each exercise's first "
+        "(first) recorded wrong answer the way `grade` does, and compare with the kernel's verdicts",
+    )
     e = sub.add_parser("export", help="write the gradebook for Canvas, Moodle or as a plain CSV")
     e.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="default: all")
     e.add_argument("--format", required=True, metavar="canvas|moodle|csv")
@@ -117,7 +124,12 @@ def main(argv=None):
             from .selfcheck import selfcheck
 
             return selfcheck(
-                course, args.assignments, sys.stdout, jobs=args.jobs, wrong_dir=args.wrong_answers
+                course,
+                args.assignments,
+                sys.stdout,
+                jobs=args.jobs,
+                wrong_dir=args.wrong_answers,
+                evaluator=args.evaluator,
             )
         if args.command == "export":
             from .export import export

@@ -167,7 +167,7 @@ def _shows(cells, tests, text):
     )
 
 
-def evaluator_rows(course, assignments, runs, kernel_verdicts, jobs, mpl):
+def evaluator_rows(course, assignments, runs, kernel_verdicts, jobs, mpl, first_only=False):
     """The grader's evaluator (verdicts outside the student's kernel) must agree with running the
     tests in the kernel (nbgrader's way) on the source, the student version and every wrong answer."""
     from .worker import WorkerPool
@@ -179,6 +179,8 @@ def evaluator_rows(course, assignments, runs, kernel_verdicts, jobs, mpl):
         for check, _, kind, tests, tag in checks:
             if kind in ("source", "student"):
                 sub, key = nb, (a, name, kind)
+            elif first_only and not tag.endswith("#1"):
+                continue
             else:
                 sub, key = nbformat.from_dict(json.loads(json.dumps(nb))), (a, name, tag)
                 idx = next(int(i) for i, vs in variants.items() if any(v["tag"] == tag for v in vs))
@@ -231,7 +233,7 @@ def evaluator_rows(course, assignments, runs, kernel_verdicts, jobs, mpl):
     ]
 
 
-def selfcheck(course, names, out, jobs=1, wrong_dir=None, evaluator=True):
+def selfcheck(course, names, out, jobs=1, wrong_dir=None, evaluator="all"):
     assignments = course.check_assignments(names)
     runs, rows = plan(course, assignments, wrong_dir)
     mpl = mpl_cache()
@@ -273,8 +275,10 @@ def selfcheck(course, names, out, jobs=1, wrong_dir=None, evaluator=True):
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for found in pool.map(work, runs):
             rows += found
-    if evaluator:
-        rows += evaluator_rows(course, assignments, runs, kernel_verdicts, jobs, mpl)
+    if evaluator != "none":
+        rows += evaluator_rows(
+            course, assignments, runs, kernel_verdicts, jobs, mpl, first_only=evaluator == "first"
+        )
     rows.sort(key=lambda r: (r[0], {"source": 0, "student": 1}.get(r[1], 2), r[1]))
     widths = [
         max(len(str(r[i])) for r in rows + [("assignment", "check", "result", "")])
