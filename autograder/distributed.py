@@ -261,6 +261,19 @@ def _local_pool(renew=False):
         return _POOL
 
 
+def prestart():
+    """Start this worker's fork server in the background (runs on the worker, from the client's
+    check): its imports overlap the client's start-up instead of delaying the first job."""
+
+    def start():
+        try:
+            _local_pool()
+        except Exception:
+            pass  # the first task tries again and reports why
+
+    threading.Thread(target=start, daemon=True).start()
+
+
 def grade_task(job_json, mpl, data, timeout, client_fingerprint):
     """One notebook, on a Dask worker: worker.evaluate(job) in a forked child; returns its dict
     with seconds["worker"] (time in this task) and "dask_worker" (this worker's address)."""
@@ -334,6 +347,7 @@ class DaskPool:
         self.broken = None
         try:
             self.check_workers()
+            self.client.run(prestart)
         except BaseException:
             self.client.close()
             raise
