@@ -198,6 +198,12 @@ def _warm_up():
 
 def serve(path):
     """Accept connections on the Unix socket `path`; fork one child per connection."""
+    try:  # die with the grader that started us (PR_SET_PDEATHSIG = 1): no orphaned fork server
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)
+    except Exception:  # noqa: BLE001 (not Linux: the grader's close() still stops it)
+        pass
     _warm_up()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
