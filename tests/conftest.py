@@ -145,13 +145,3 @@ def series_notebooks():
         for p in (REPO / "notebooks").glob("[0-9][0-9]_*/[0-9][0-9]_*.ipynb")
         if p.stem == p.parent.name
     )
-
-
-def pytest_collection_modifyitems(items):
-    """Tests of one module that share a module-scoped fixture (a graded batch, a lab server, a
-    database) run on one xdist worker (`--dist loadgroup`), so the fixture is built once."""
-    for item in items:
-        info = getattr(item, "_fixtureinfo", None)
-        defs = info.name2fixturedefs.values() if info else ()
-        if any(d[-1].scope in ("module", "session") and d[-1].baseid for d in defs if d):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
