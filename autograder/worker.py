@@ -198,12 +198,6 @@ def _warm_up():
 
 def serve(path):
     """Accept connections on the Unix socket `path`; fork one child per connection."""
-    try:  # die with the grader that started us (PR_SET_PDEATHSIG = 1): no orphaned fork server
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)
-    except Exception:  # noqa: BLE001 (not Linux: the grader's close() still stops it)
-        pass
     _warm_up()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -211,7 +205,22 @@ def serve(path):
     listener.listen(64)
     sys.stdout.write("ready\n")
     sys.stdout.flush()
+    # our stdin is a pipe from the process that started us: end of file means it is gone, and
+    # so are we (no orphaned fork server; a thread-bound PR_SET_PDEATHSIG would fire when the
+    # starting thread ends, which in a Dask worker is any time)
+    import selectors
+    import stat as stat_
+
+    sel = selectors.DefaultSelector()
+    sel.register(listener, selectors.EVENT_READ)
+    if stat_.S_ISFIFO(os.fstat(0).st_mode):  # started with a pipe to watch (see WorkerPool)
+        sel.register(sys.stdin.buffer, selectors.EVENT_READ)
     while True:
+        ready = [key.fileobj for key, _ in sel.select()]
+        if sys.stdin.buffer in ready and not os.read(sys.stdin.fileno(), 1):
+            os._exit(0)
+        if listener not in ready:
+            continue
         conn, _ = listener.accept()
         pid = os.fork()
         if pid == 0:
@@ -246,7 +255,7 @@ class WorkerPool:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "autograder.worker", self.path],
             stdout=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,  # closed when this process ends: the server then exits
             env=env,
             cwd=str(REPO),
             start_new_session=True,
@@ -275,6 +284,11 @@ class WorkerPool:
                     pass
 
     def close(self):
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        except OSError:
+            pass
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
