@@ -605,6 +605,9 @@ def render_feedback_checked(
         return None, "rendering the notebook took longer than %g s" % timeout_s
     finally:
         _kill(proc)
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):  # also after a timeout
+            if pipe is not None and not pipe.closed:
+                pipe.close()
     if proc.returncode == 0:
         return out.decode("utf-8"), None
     if proc.returncode == 3 or b"MemoryError" in err:
