@@ -195,25 +195,8 @@ class _WatchedPool(WorkerPool):
     """worker.WorkerPool whose warm parent (and every job it forked) goes when the Dask worker
     process goes, however it goes (a killed Dask worker must not leave sandboxes behind)."""
 
-    def __init__(self):  # as WorkerPool.__init__, with this module's entry point
-        self.dir = tempfile.mkdtemp(prefix="bpkit-workers-")
-        os.chmod(self.dir, 0o700)
-        self.path = os.path.join(self.dir, "sock")
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-        env.update(MPLBACKEND="Agg", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-        env["MPLCONFIGDIR"] = os.path.join(self.dir, "mpl")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "autograder.distributed", self.path, str(os.getpid())],
-            stdout=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            cwd=str(REPO),
-            start_new_session=True,
-        )
-        line = self.proc.stdout.readline()
-        if line.strip() != b"ready":
-            raise RuntimeError("the grading worker did not start")
+    def __init__(self):
+        super().__init__(entry="autograder.distributed", extra=[os.getpid()])
 
 
 def _serve_watched(path, owner):

@@ -244,7 +244,9 @@ def serve(path):
 class WorkerPool:
     """The grader's handle on the warm parent; `evaluate(job, timeout)` is thread-safe."""
 
-    def __init__(self, env=None):
+    def __init__(self, env=None, entry="autograder.worker", extra=()):
+        """Start the warm parent: `python -m ENTRY SOCKET EXTRA...` (autograder.distributed
+        starts its own, which also watches its Dask worker)."""
         self.dir = tempfile.mkdtemp(prefix="bpkit-workers-")
         os.chmod(self.dir, 0o700)
         self.path = os.path.join(self.dir, "sock")
@@ -253,7 +255,7 @@ class WorkerPool:
         env.update(MPLBACKEND="Agg", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
         env["MPLCONFIGDIR"] = os.path.join(self.dir, "mpl")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "autograder.worker", self.path],
+            [sys.executable, "-m", entry, self.path, *map(str, extra)],
             stdout=subprocess.PIPE,
             stdin=subprocess.PIPE,  # closed when this process ends: the server then exits
             env=env,
