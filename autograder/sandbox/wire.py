@@ -45,6 +45,16 @@ def _enter(budget, depth):
     return budget
 
 
+def _plain(value, budget):
+    """True for a JSON scalar (None, bool, int, float, str: the same on both sides); a string's
+    length is charged to the budget."""
+    t = type(value)
+    if t is str:
+        _spend(budget, len(value))
+        return True
+    return value is None or t is bool or t is int or t is float
+
+
 def _spend(budget, nbytes):
     budget[1] -= nbytes
     if budget[1] < 0:
@@ -59,12 +69,9 @@ def _spend(budget, nbytes):
 def encode(value, make_ref=None, _depth=0, _budget=None):
     """JSON-able form of value. make_ref(obj) -> handle dict for non-data objects (None: refuse)."""
     budget = _enter(_budget, _depth)
+    if _plain(value, budget):
+        return value
     t = type(value)
-    if value is None or t is bool or t is int or t is float:
-        return value
-    if t is str:
-        _spend(budget, len(value))
-        return value
     if t is complex:
         return {"$": "complex", "v": [value.real, value.imag]}
     if t is list:
@@ -122,12 +129,9 @@ def decode(obj, make_remote=None, read_sympy=None, _depth=0, _budget=None):
     read_sympy(text) -> SymPy object (None: SymPy values are refused).
     """
     budget = _enter(_budget, _depth)
+    if _plain(obj, budget):
+        return obj
     t = type(obj)
-    if obj is None or t is bool or t is int or t is float:
-        return obj
-    if t is str:
-        _spend(budget, len(obj))
-        return obj
     if t is list:
         return [decode(v, make_remote, read_sympy, _depth + 1, budget) for v in obj]
     if t is not dict:
