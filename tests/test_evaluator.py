@@ -235,3 +235,27 @@ def test_sympy_answers_cross_as_text_and_compare_equal():
         wire.loads(
             json.dumps({"$": "sympy", "v": "__import__('os').system('true')"}), read_sympy=read
         )
+
+
+def test_sandbox_uids_are_never_shared_while_held():
+    """Each sandbox's uid is locked machine-wide (flock): a second lease, from this or another
+    grader run, gets another uid until the first is released."""
+    import subprocess
+    import sys
+
+    from autograder.launch import SANDBOX_UIDS, UidLease
+
+    first = UidLease()
+    try:
+        code = (
+            "from autograder.launch import UidLease\n"
+            "leases = [UidLease() for _ in range(20)]\n"
+            "print(' '.join(str(x.uid) for x in leases))\n"
+        )
+        other = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        uids = [int(u) for u in other.stdout.split()]
+        assert first.uid in SANDBOX_UIDS and first.uid not in uids and len(set(uids)) == 20
+    finally:
+        first.release()
