@@ -50,10 +50,7 @@ def test_committed_clean_and_valid(path):
         assert ex in answers, "test cells %s_test* have no answer cell %r" % (ex, ex)
 
 
-@pytest.fixture(scope="session")
-def selfcheck_table(tmp_path_factory):
-    """One selfcheck run over every notebook: {assignment: [(check, result, detail)]}."""
-    course = tmp_path_factory.mktemp("selfcheck_course")
+def _selfcheck_table(course):
     # the evaluator's agreement on every wrong answer takes a kernel per answer (about 400 in
     # all): here the source, the student version and each exercise's first wrong answer
     proc = run_cli(
@@ -65,9 +62,30 @@ def selfcheck_table(tmp_path_factory):
         parts = line.split(None, 3)
         if len(parts) >= 3 and parts[0][:2].isdigit():
             table.setdefault(parts[0], []).append(
-                (parts[1], parts[2], parts[3] if len(parts) > 3 else "")
+                [parts[1], parts[2], parts[3] if len(parts) > 3 else ""]
             )
     return table
+
+
+@pytest.fixture(scope="session")
+def selfcheck_table(tmp_path_factory):
+    """One selfcheck run over every notebook: {assignment: [[check, result, detail]]}. Under
+    xdist the first worker to ask runs it and the others read its result (one run per session)."""
+    import fcntl
+    import os
+
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if not run:
+        return _selfcheck_table(tmp_path_factory.mktemp("selfcheck_course"))
+    shared = tmp_path_factory.getbasetemp().parent
+    result = shared / ("selfcheck-%s.json" % run)
+    with open(shared / ("selfcheck-%s.lock" % run), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if result.exists():
+            return json.loads(result.read_text())
+        table = _selfcheck_table(tmp_path_factory.mktemp("selfcheck_course"))
+        result.write_text(json.dumps(table))
+        return table
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
