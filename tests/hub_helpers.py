@@ -19,9 +19,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+from conftest import CHROMIUM
+
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = REPO / ".venv" / "bin"
-CHROMIUM = "/usr/bin/chromium"
 USER_MARK = "bpkit hub test user"  # GECOS of the users a test creates, with its pid
 PROXY_PACKAGE = "configurable-http-proxy@5"
 

@@ -33,18 +33,10 @@ import nbformat
 import pytest
 from adversarial.fixture import strip_markers
 from adversarial.harness import PYTHON, REPO, VENV_BIN, grader_env
+from conftest import CHROMIUM, CHROMIUM_ARGS
 
 from autograder.nbtools import student_version
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 TARGET = "05_worked_example"
 SOURCE_NB = REPO / "notebooks" / TARGET / f"{TARGET}.ipynb"
 REL = f"{TARGET}/{TARGET}.ipynb"

@@ -47,6 +47,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import CHROMIUM_ARGS
 from hub_helpers import (
     CHROMIUM,
     REPO,
@@ -70,14 +71,6 @@ ANSWERS = {  # Betke's slide: grad P = (-11, 1, 15)^T; bob flips the sign of the
     "bob": "dP_dw1 = 11\ndP_dw2 = 1\ndP_dw3 = 15\n",
 }
 ARTIFACTS = REPO / "artifacts" / "hub"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 TIMES: dict[str, float] = {}
 
 
