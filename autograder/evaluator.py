@@ -16,7 +16,6 @@ import ast
 import builtins
 import contextlib
 import io
-import threading
 import traceback
 from dataclasses import dataclass, field
 
@@ -447,7 +446,6 @@ class Evaluator:
         self.ns = {"__name__": "__main__", "__builtins__": builtins, "display": _no_display}
         self.verdicts = {}
         self.unreadable = {}
-        self.lock = threading.Lock()
 
     def run(self, last_test=None):
         """Run the plan; stop after the test cell `last_test` when given (selfcheck's wrong

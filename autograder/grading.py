@@ -153,13 +153,7 @@ class Grader:
                 )
         for name in names:
             src = self.sources[(a, name)]
-            nb_res = {
-                "grades": {
-                    g["grade_id"]: (0.0 if g["kind"] == "test" else None) for g in graded_cells(src)
-                },
-                "review": [],
-                "feedback": None,
-            }
+            nb_res = _no_grades(src)
             res["notebooks"][name] = nb_res
             if skip:
                 continue
@@ -344,17 +338,7 @@ class Grader:
                 "status": "error",
                 "seconds": 0,
                 "reason": "grader error: %s: %s" % (type(exc).__name__, exc),
-                "notebooks": {
-                    n: {
-                        "grades": {
-                            g["grade_id"]: (0.0 if g["kind"] == "test" else None)
-                            for g in graded_cells(self.sources[(task.assignment, n)])
-                        },
-                        "review": [],
-                        "feedback": None,
-                    }
-                    for n in names
-                },
+                "notebooks": {n: _no_grades(self.sources[(task.assignment, n)]) for n in names},
             }
 
     def commit(self, gb, res, state_dir):
@@ -380,6 +364,16 @@ class Grader:
                     atomic_write(path.parent / extra, data)
         write_gradebook(gb, res, self.sources)
         atomic_write(_state_path(state_dir, res["student"], res["assignment"]), json.dumps(res))
+
+
+def _no_grades(src):
+    """A notebook's result before (or without) grading: every test 0, written answers unset."""
+    return {
+        "grades": {
+            g["grade_id"]: (0.0 if g["kind"] == "test" else None) for g in graded_cells(src)
+        },
+        "feedback": None,
+    }
 
 
 def _state_path(state_dir, student, assignment):
