@@ -314,3 +314,21 @@ def test_failures_render_as_one_line_in_ipython():
     except checks.CheckFailed as exc:
         lines = exc._render_traceback_()
     assert len(lines) == 1 and "E: the factor 1/2 is missing" in lines[0]
+
+
+def test_flat_concatenates_nested_results_in_order():
+    got = checks.flat((1.5, [np.array([[2, 3]]), np.zeros(0)], (np.array([4.0]),)))
+    assert got.dtype == float and got.tolist() == [1.5, 2.0, 3.0, 4.0]
+    assert checks.flat([]).shape == (0,)
+
+
+def test_student_or_reference_keeps_only_a_right_answer(capsys):
+    def reference(v):
+        return 2 * v, [3 * v]
+
+    right = lambda v: (2.0 * v, [3.0 * v])  # noqa: E731
+    assert checks.student_or_reference("f", right, reference, np.arange(3.0)) is right
+    assert capsys.readouterr().out == ""
+    for student in (lambda v: (2 * v, [3 * v + 1e-3]), lambda v: None, None, lambda v: 1 / 0):
+        assert checks.student_or_reference("f", student, reference, np.arange(3.0)) is reference
+        assert "note: your f is missing or does not pass its check yet" in capsys.readouterr().out
