@@ -138,3 +138,23 @@ def test_coverage_places_exist():
     assert len(places) > 100
     missing = [f"{nb}/{gid}" for nb, gid in places if gid not in ids.get(nb, ())]
     assert not missing, f"COVERAGE.md names cells that do not exist: {missing[:10]}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_every_figure_has_alt_text(path):
+    """A cell that shows a figure (a top-level plt.show()) is followed, before the next code cell,
+    by a markdown cell with an "Alt text" description for readers who cannot see the plot."""
+    cells = nbformat.read(path, as_version=4).cells
+    missing = []
+    for i, cell in enumerate(cells):
+        lines = cell.source.splitlines() if cell.cell_type == "code" else []
+        if not any(line.startswith("plt.show()") for line in lines):
+            continue
+        after = []
+        for nxt in cells[i + 1 :]:
+            if nxt.cell_type == "code":
+                break
+            after.append(nxt.source.lower())
+        if not any("alt text" in text for text in after):
+            missing.append(cell.metadata["nbgrader"]["grade_id"])
+    assert not missing, f"{path.name}: figures without alt text after them: {missing}"
