@@ -399,6 +399,7 @@ x, y, z = sp.symbols("x y z")
 g = sp.Function("g")
 _i = sp.Idx("i", 5)
 _A = sp.IndexedBase("A")
+_W = sp.IndexedBase("W")
 
 ROUND_TRIPS = [
     x + 1,
@@ -439,6 +440,9 @@ ROUND_TRIPS = [
     sp.Sum(_A[_i], (_i, 0, 4)),
     sp.Sum(x**z, (z, 1, sp.oo)),
     sp.Indexed(_A, _i) * 2,
+    sp.KroneckerDelta(x, y) * x,
+    # d/dw_j2 of sum_i w_ji a_i: SymPy answers with a KroneckerDelta inside the Sum
+    sp.diff(sp.Sum(_W[z, y] * _A[y], (y, 1, x)), _W[z, 2]),
     sp.Integer(-3),
     sp.Integer(10) ** 300,
 ]

@@ -737,6 +737,7 @@ SREPR_CALLS = {
     "Indexed": sp.Indexed,
     "IndexedBase": sp.IndexedBase,
     "Idx": sp.Idx,
+    "KroneckerDelta": sp.KroneckerDelta,  # what sp.diff of an indexed Sum gives
 }
 
 #: names srepr prints bare: the constants
