@@ -158,3 +158,26 @@ def test_every_figure_has_alt_text(path):
         if not any("alt text" in text for text in after):
             missing.append(cell.metadata["nbgrader"]["grade_id"])
     assert not missing, f"{path.name}: figures without alt text after them: {missing}"
+
+
+def test_coverage_count_is_current_and_meets_the_goal():
+    """COVERAGE.md's count line is what its rows add up to, every Y row names a cell, and at least
+    95% of the items of both inventories are Y (issue: "Done when")."""
+    import re
+
+    text = (NOTEBOOKS[0].parents[1] / "COVERAGE.md").read_text()
+    row = re.compile(r"^\| [^|]+ \|(?: [^|]+ \|)? (Y|~|-)(?: \((\d+) items\))? \| ([^|]*) \|$")
+    total, unplaced = {"Y": 0, "~": 0, "-": 0}, []
+    for line in text.splitlines():
+        m = row.match(line)
+        if m:
+            total[m.group(1)] += int(m.group(2) or 1)
+            if m.group(1) == "Y" and not re.search(r"\d\d_[a-z0-9_]+/\w+", m.group(3)):
+                unplaced.append(line[:60])
+    n = sum(total.values())
+    stated = re.search(
+        r"Counted over both inventories: (\d+) items, Y (\d+) .*~ (\d+), - (\d+)\.", text
+    )
+    assert stated and [int(v) for v in stated.groups()] == [n, total["Y"], total["~"], total["-"]]
+    assert not unplaced, f"Y rows without a notebook/grade_id place: {unplaced}"
+    assert total["Y"] >= 0.95 * n, f"coverage {total['Y']}/{n} is under 95%"
