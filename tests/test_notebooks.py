@@ -160,6 +160,31 @@ def test_every_figure_has_alt_text(path):
     assert not missing, f"{path.name}: figures without alt text after them: {missing}"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_title_carries_the_notebook_number(path):
+    """The first heading is "# NN · Title" with the number of the notebook's folder (renumbering
+    the series must renumber the titles too)."""
+    first = nbformat.read(path, as_version=4).cells[0].source.splitlines()[0]
+    assert first.startswith(f"# {path.stem[:2]} · "), f"{path.name} starts with {first!r}"
+
+
+def test_readme_series_table_matches_the_notebooks():
+    """README's series table lists every notebook in order with its autograded and written
+    points as the notebooks' nbgrader metadata give them."""
+    import re
+
+    readme = (NOTEBOOKS[0].parents[2] / "README.md").read_text()
+    rows = re.findall(r"^\| `(\d\d_[a-z0-9_]+)` \| [^|]+ \| (\d+) \| (\d+) \|", readme, re.M)
+    assert [r[0] for r in rows] == IDS
+    for (name, auto, written), path in zip(rows, NOTEBOOKS):
+        points = {"code": 0.0, "markdown": 0.0}
+        for cell in nbformat.read(path, as_version=4).cells:
+            md = cell.metadata["nbgrader"]
+            if md.get("grade"):
+                points[cell.cell_type] += float(md.get("points", 0))
+        assert (int(auto), int(written)) == (points["code"], points["markdown"]), name
+
+
 def test_coverage_count_is_current_and_meets_the_goal():
     """COVERAGE.md's count line is what its rows add up to, every Y row names a cell, and at least
     95% of the items of both inventories are Y (issue: "Done when")."""
