@@ -120,7 +120,9 @@ class Cgroup:
         bases = _cgroup_dirs()
         if not bases:
             return
-        name = "bpkit-%d-%d" % (os.getpid(), next(_counter))
+        _sweep_stale(bases)
+        # pid, counter and a random tag: a pid can be reused by a later grader after a kill -9
+        name = "bpkit-%d-%d-%06x" % (os.getpid(), next(_counter), random.getrandbits(24))
         limit = str(int(memory_mb) << 20)
         if "v2" in bases:
             d = bases["v2"] / name
@@ -172,22 +174,46 @@ class Cgroup:
 
     def destroy(self):
         for d in self.dirs:
-            for _ in range(50):
-                try:
-                    pids = [int(x) for x in (d / "cgroup.procs").read_text().split()]
-                except OSError:
-                    break
-                for pid in pids:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except OSError:
-                        pass
-                try:
-                    d.rmdir()
-                    break
-                except OSError:
-                    time.sleep(0.05)
+            _remove_cgroup(d)
         self.dirs = []
+
+
+def _remove_cgroup(d):
+    """Kill what is left in cgroup d, then remove it (retrying while the processes exit)."""
+    for _ in range(50):
+        try:
+            pids = [int(x) for x in (d / "cgroup.procs").read_text().split()]
+        except OSError:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        try:
+            d.rmdir()
+            return
+        except OSError:
+            time.sleep(0.05)
+
+
+_swept = set()
+
+
+def _sweep_stale(bases):
+    """Once per process: remove the cgroups of graders that died without cleaning up (kill -9),
+    recognised by the grader pid in their name no longer running."""
+    for base in set(bases.values()) - _swept:
+        _swept.add(base)
+        for d in base.glob("bpkit-*"):
+            try:
+                pid = int(d.name.split("-")[1])
+                os.kill(pid, 0)
+                continue  # that grader is still running
+            except ProcessLookupError:
+                _remove_cgroup(d)
+            except (ValueError, IndexError, PermissionError):
+                continue
 
 
 # ------------------------------------------------------------------------------------------------

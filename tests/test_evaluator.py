@@ -259,3 +259,32 @@ def test_sandbox_uids_are_never_shared_while_held():
         assert first.uid in SANDBOX_UIDS and first.uid not in uids and len(set(uids)) == 20
     finally:
         first.release()
+
+
+def test_cgroups_left_by_a_killed_grader_are_swept():
+    """A grader killed with -9 leaves its sandbox cgroups behind; a later grader (perhaps with the
+    same pid) removes those whose grader is gone instead of failing to create its own."""
+    import subprocess
+
+    from autograder import launch
+
+    bases = launch._cgroup_dirs()
+    if not bases:
+        pytest.skip("no writable cgroups on this machine")
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = [base / ("bpkit-%d-0" % gone.pid) for base in set(bases.values())]
+    for d in stale:
+        d.mkdir()
+    launch._swept.clear()
+    cgroup = launch.Cgroup(256, 64)
+    made = list(cgroup.dirs)
+    try:
+        assert made and all(d.is_dir() for d in made)
+        assert not any(d.exists() for d in stale)
+    finally:
+        cgroup.destroy()
+        for d in stale:
+            if d.exists():
+                d.rmdir()
+    assert not any(d.exists() for d in made)
