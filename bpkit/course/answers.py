@@ -340,7 +340,8 @@ def _as_sympy(value, what):
             return None, f"{what} is a {type(value).__name__} that is not a vector of expressions"
     return None, (
         f"{what} is a {type(value).__name__} ({value!r:.60}), not a SymPy expression; "
-        "build it from the SymPy symbols, e.g. o*(1 - o)"
+        "build it from the exercise's SymPy symbols (an expression, not a function or a number "
+        "typed as text)"
     )
 
 
@@ -349,7 +350,7 @@ def _not_an_expression(expr):
     if not isinstance(expr, (sp.Expr, sp.MatrixBase)):
         return (
             f"the answer is a {type(expr).__name__} ({expr}), not an expression; give the "
-            "right-hand side only, e.g. o*(1 - o) rather than Eq(d, o*(1 - o))"
+            "right-hand side only (y rather than Eq(x, y))"
         )
     if expr.atoms(sp.Derivative, sp.Integral, sp.Sum):
         return (
