@@ -397,9 +397,12 @@ def test_course_on_jupyterhub(course_hub):
                 item = page.locator(".jp-DirListing-item", has_text=f"{ASSIGNMENT}.html").first
                 item.wait_for(timeout=30_000)
                 item.dblclick()
-                body = page.frame_locator(".jp-HTMLViewer iframe").first.locator("body")
-                body.wait_for(timeout=60_000)
-                text = body.inner_text()
+                frame = page.frame_locator(".jp-HTMLViewer iframe").first
+                # the body exists before the page is written into the iframe: wait for the score
+                frame.get_by_text(re.compile(r"Score: [\d.]+ / [\d.]+")).first.wait_for(
+                    timeout=60_000
+                )
+                text = frame.locator("body").inner_text()
                 _shot(page, "alice_5_feedback_open")
             header = re.search(rf"{ASSIGNMENT} \(Score: ([\d.]+) / ([\d.]+)\)", text)
             assert header, f"no score line in the feedback page:\n{text[:1500]}"
