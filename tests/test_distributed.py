@@ -255,6 +255,21 @@ def test_dask_run_equals_jobs1(cluster, batch, reference):
     _check_gradebook(_course(batch, "dask"), batch["students"])
 
 
+def _start_grade(batch, name, scheduler, **env):
+    """`python -m autograder grade` of the batch on a Dask scheduler, in its own session (so the
+    test can kill its whole process group); stderr is piped for the test to read."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "autograder", *map(str, _args(batch, name))]
+        + ["--scheduler", scheduler],
+        env=dict(_env(), **env),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
 def _descendants(pid):
     try:
         return psutil.Process(pid).children(recursive=True)
@@ -264,16 +279,7 @@ def _descendants(pid):
 
 def test_worker_killed_mid_run(cluster, batch, reference):
     name = "killworker"
-    grade = subprocess.Popen(
-        [sys.executable, "-m", "autograder", *map(str, _args(batch, name))]
-        + ["--scheduler", cluster.address],
-        env=_env(),
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    grade = _start_grade(batch, name, cluster.address)
     err = []
     reader = threading.Thread(target=lambda: err.extend(grade.stderr), daemon=True)
     reader.start()
@@ -335,16 +341,7 @@ def test_client_killed_then_resume(cluster, batch, reference):
     name = "killclient"
     out = batch["root"] / f"out_{name}"
     kill_after = 2
-    grade = subprocess.Popen(
-        [sys.executable, "-m", "autograder", *map(str, _args(batch, name))]
-        + ["--scheduler", cluster.address],
-        env=_env(),
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    grade = _start_grade(batch, name, cluster.address)
     seen, lines = 0, []
     watchdog = threading.Timer(180, lambda: os.killpg(grade.pid, signal.SIGKILL))
     watchdog.start()
@@ -408,15 +405,8 @@ def test_scheduler_lost_stops_without_error_rows(batch, tmp_path):
     small = Cluster(tmp_path)  # a cluster of its own: this test kills its scheduler
     try:
         small.add_worker("solo")
-        grade = subprocess.Popen(
-            [sys.executable, "-m", "autograder", *map(str, _args(batch, name))]
-            + ["--scheduler", small.address],
-            env=dict(_env(), DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="3s"),
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
+        grade = _start_grade(
+            batch, name, small.address, DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="3s"
         )
         lines = []
         watchdog = threading.Timer(180, lambda: os.killpg(grade.pid, signal.SIGKILL))
