@@ -173,16 +173,16 @@ def test_readme_series_table_matches_the_notebooks():
     points as the notebooks' nbgrader metadata give them."""
     import re
 
+    from autograder.nbtools import graded_cells
+
     readme = (NOTEBOOKS[0].parents[2] / "README.md").read_text()
     rows = re.findall(r"^\| `(\d\d_[a-z0-9_]+)` \| [^|]+ \| (\d+) \| (\d+) \|", readme, re.M)
     assert [r[0] for r in rows] == IDS
     for (name, auto, written), path in zip(rows, NOTEBOOKS):
-        points = {"code": 0.0, "markdown": 0.0}
-        for cell in nbformat.read(path, as_version=4).cells:
-            md = cell.metadata["nbgrader"]
-            if md.get("grade"):
-                points[cell.cell_type] += float(md.get("points", 0))
-        assert (int(auto), int(written)) == (points["code"], points["markdown"]), name
+        points = {"test": 0.0, "written": 0.0}
+        for g in graded_cells(nbformat.read(path, as_version=4)):
+            points[g["kind"]] += g["points"]
+        assert (int(auto), int(written)) == (points["test"], points["written"]), name
 
 
 def test_coverage_count_is_current_and_meets_the_goal():
