@@ -332,3 +332,12 @@ def test_student_or_reference_keeps_only_a_right_answer(capsys):
     for student in (lambda v: (2 * v, [3 * v + 1e-3]), lambda v: None, None, lambda v: 1 / 0):
         assert checks.student_or_reference("f", student, reference, np.arange(3.0)) is reference
         assert "note: your f is missing or does not pass its check yet" in capsys.readouterr().out
+
+
+def test_sealed_expr_reads_names_as_symbols():
+    import sympy as sp
+
+    a, o_2, d_1 = sp.symbols("a o_2 d_1")
+    for expr in (o_2 * (1 - o_2) * d_1, sp.exp(-a) + sp.sqrt(a) * sp.tanh(a), sp.Max(0, a)):
+        got = checks.sealed_expr(checks.seal(str(expr)))
+        assert got == expr and "bpk1:" not in str(got)
